@@ -1,0 +1,5 @@
+import sys
+
+from myoscan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""Writing results safely: every output appears complete or not at all.
+
+Files are written to a temporary name in the destination folder and renamed
+(``os.replace``, atomic on POSIX) once complete, so a crash, a kill or an error
+never leaves a half-written file behind, and an existing file is only replaced
+by a complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from myoscan._typing import PathLike
+from myoscan.errors import InputError
+
+__all__ = ["atomic_path", "read_table", "to_jsonable", "write_json", "write_table", "write_text"]
+
+
+def _double_suffix(path: Path) -> str:
+    """``.nii.gz`` for ``a.nii.gz``, ``.csv`` for ``a.csv`` (writers dispatch on it)."""
+    suffixes = path.suffixes
+    if len(suffixes) >= 2 and suffixes[-1] in {".gz", ".bz2", ".xz"}:
+        return "".join(suffixes[-2:])
+    return path.suffix
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    The temporary name keeps the extension of ``path`` (``x.nii.gz`` ->
+    ``.x.<random>.tmp.nii.gz``) so writers that dispatch on the extension work.
+    On any exception the temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination. Its parent folder is created if missing.
+
+    Yields
+    ------
+    pathlib.Path
+        Where to write.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(out) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> out.read_text()
+    'done'
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = _double_suffix(final)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name[: len(final.name) - len(suffix)]}.", suffix=f".tmp{suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_text(text: str, path: PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8) and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and NaN into plain JSON values (NaN -> null)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(data: Any, path: PathLike, *, indent: int = 2) -> Path:
+    """Write ``data`` as JSON atomically; NaN/Inf become ``null``."""
+    return write_text(json.dumps(to_jsonable(data), indent=indent, allow_nan=False) + "\n", path)
+
+
+def write_table(table: pd.DataFrame, path: PathLike, *, index: bool = False) -> Path:
+    """Write a table by extension (``.csv``, ``.tsv``, ``.parquet``) atomically.
+
+    Missing values are written as empty fields in CSV/TSV (``n/a`` is not used so
+    that pandas, R and spreadsheets read them back as missing).
+    """
+    final = Path(path)
+    suffix = final.suffix.lower()
+    with atomic_path(final) as tmp:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=index)
+        elif suffix == ".tsv":
+            table.to_csv(tmp, sep="\t", index=index)
+        elif suffix == ".csv":
+            table.to_csv(tmp, index=index)
+        else:
+            raise InputError(f"{final.name}: unknown table format {suffix!r}; use .csv, .tsv or .parquet")
+    return final
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet table with a one-line error when it cannot be read."""
+    source = Path(path)
+    if not source.is_file():
+        raise InputError(f"{source}: no such file; check the path")
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(source)
+        sep = "\t" if suffix == ".tsv" else None
+        return pd.read_csv(source, sep=sep, engine="python" if sep is None else "c",
+                           na_values=["n/a", "NA", "NaN", ""])
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{source.name}: cannot read table ({exc}); expected CSV, TSV or Parquet") from exc
