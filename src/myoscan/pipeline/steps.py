@@ -1,0 +1,202 @@
+"""The per-case pipeline steps: dixon, stitch, segment, quantify.
+
+Each step takes a :class:`CaseContext`, reads the current images of the case, writes its
+outputs atomically into the case's derivatives folder, and updates the context so the
+next step uses them. Steps run inside Dask worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from myoscan.errors import MyoscanError
+from myoscan.io import Volume, read_volume, write_volume
+from myoscan.outputs import write_json, write_table
+from myoscan.pipeline import provenance
+from myoscan.pipeline.bids import Case, read_participants
+
+if TYPE_CHECKING:
+    from myoscan.pipeline.runner import RunConfig
+
+__all__ = ["STEPS", "CaseContext", "StepError"]
+
+log = logging.getLogger(__name__)
+
+
+class StepError(MyoscanError):
+    """A step cannot run on this case (missing inputs, wrong contrasts ...)."""
+
+
+@dataclass
+class CaseContext:
+    """Mutable state of one case while its steps run."""
+
+    case: Case
+    dataset: Path
+    out_dir: Path
+    config: RunConfig
+    images: dict[str, Path] = field(default_factory=dict)
+    stations: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    segmentation: Path | None = None
+    outputs: list[str] = field(default_factory=list)
+    model_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        for contrast, paths in self.case.images.items():
+            if len(paths) == 1:
+                self.images[contrast] = paths[0]
+            else:
+                self.stations[contrast] = paths
+        self.segmentation = self.case.segmentation
+        if self.config.model:
+            self.model_sha256 = _bundle_sha256(self.config.model)
+
+    def input_hashes(self) -> dict[str, str]:
+        """SHA-256 of every input file, keyed by its path relative to the dataset."""
+        files = [p for paths in self.case.images.values() for p in paths]
+        if self.case.segmentation is not None and "segment" not in self.config.steps:
+            files.append(self.case.segmentation)
+        return {_relative(p, self.dataset): provenance.file_sha256(p) for p in files}
+
+    def fingerprint_parameters(self) -> dict[str, Any]:
+        """Parameters entering the provenance fingerprint (config + model hash)."""
+        return {**self.config.parameters(), "model_sha256": self.model_sha256}
+
+    def path(self, suffix: str) -> Path:
+        """Output path ``<out_dir>/<sub>[_<ses>]_<suffix>``."""
+        return self.out_dir / f"{self.case.key}_{suffix}"
+
+    def wrote(self, path: Path) -> Path:
+        """Record ``path`` as an output of this case."""
+        self.outputs.append(path.name)
+        return path
+
+    def require(self, *contrasts: str, step: str) -> list[Volume]:
+        """Read the current images of ``contrasts`` or fail with a clear StepError."""
+        missing = [c for c in contrasts if c not in self.images]
+        if missing:
+            have = ", ".join(sorted(self.images)) or "none"
+            raise StepError(f"{step}: {self.case.key} has no {', '.join(missing)} image (has {have})")
+        return [read_volume(self.images[c]) for c in contrasts]
+
+    def height_m(self) -> float | None:
+        """Body height of the subject from participants.tsv (``height_m``, ``height_cm`` or ``height``)."""
+        table = _participants(str(self.dataset))
+        if table is None:
+            return None
+        row = table.loc[table["participant_id"] == self.case.subject]
+        if row.empty:
+            return None
+        for column, scale in (("height_m", 1.0), ("height_cm", 0.01), ("height", None)):
+            if column in row.columns and np.isfinite(value := float(row[column].iloc[0])):
+                return value * (scale if scale is not None else (0.01 if value > 3 else 1.0))
+        return None
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+@functools.lru_cache(maxsize=4)
+def _participants(dataset: str):  # cached per worker process
+    return read_participants(dataset)
+
+
+@functools.lru_cache(maxsize=2)
+def _bundle_sha256(model: str) -> str:
+    from myoscan.segment import resolve_bundle
+
+    return resolve_bundle(model).sha256
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+def step_dixon(ctx: CaseContext) -> None:
+    """Water, fat and fat fraction from in-phase/opposed-phase (skipped if W and F exist)."""
+    from myoscan import dixon
+
+    if "water" in ctx.images and "fat" in ctx.images:
+        if "fatfrac" not in ctx.images:
+            water, fat = ctx.require("water", "fat", step="dixon")
+            fraction = dixon.fat_fraction(water, fat)
+            ctx.images["fatfrac"] = ctx.wrote(write_volume(fraction, ctx.path("fatfrac.nii.gz")))
+        return
+    inphase, outphase = ctx.require("inphase", "outphase", step="dixon")
+    result = dixon.water_fat_from_ip_op(inphase, outphase)
+    for contrast, volume in (("water", result.water), ("fat", result.fat), ("fatfrac", result.fat_fraction)):
+        ctx.images[contrast] = ctx.wrote(write_volume(volume, ctx.path(f"{contrast}.nii.gz")))
+
+
+def step_stitch(ctx: CaseContext) -> None:
+    """Fuse multi-station (``chunk-<n>``) images of every contrast onto one shared grid."""
+    from myoscan import stitch
+
+    if not ctx.stations:
+        return
+    fused = stitch.stitch_contrasts({c: list(paths) for c, paths in ctx.stations.items()})
+    for contrast, volume in fused.volumes.items():
+        ctx.images[contrast] = ctx.wrote(write_volume(volume, ctx.path(f"desc-stitched_{contrast}.nii.gz")))
+    ctx.stations = {}
+
+
+def step_segment(ctx: CaseContext) -> None:
+    """Segment with the configured model bundle; writes ``_dseg.nii.gz`` and its JSON side-car."""
+    from myoscan.segment import predict_files, resolve_bundle
+
+    bundle = resolve_bundle(ctx.config.model)
+    contrasts = list(bundle.config["inputs"]["contrasts"])
+    missing = [c for c in contrasts if c not in ctx.images]
+    if missing:
+        raise StepError(f"segment: model {bundle.name} needs {', '.join(contrasts)}; "
+                        f"{ctx.case.key} lacks {', '.join(missing)}")
+    seg, sidecar = predict_files(bundle, [ctx.images[c] for c in contrasts], device=ctx.config.device)
+    ctx.segmentation = ctx.wrote(write_volume(seg, ctx.path("dseg.nii.gz")))
+    ctx.wrote(write_json(sidecar, ctx.path("dseg.json")))
+
+
+def step_quantify(ctx: CaseContext) -> None:
+    """Per-label metrics (``_metrics.tsv``) and regional indices (``_indices.tsv``)."""
+    from myoscan.quantify import QuantifyConfig, quantify, regional_indices
+
+    if ctx.segmentation is None:
+        raise StepError(f"quantify: {ctx.case.key} has no segmentation; add the segment step "
+                        "or put *_dseg.nii.gz under the dataset's derivatives/")
+    labels = read_volume(ctx.segmentation)
+    images = {c: read_volume(p) for c, p in ctx.images.items() if c in ("water", "fat", "fatfrac", "ct")}
+    config = QuantifyConfig(erosion_iterations=ctx.config.erode_iterations)
+    table = quantify(labels, water=images.get("water"), fat=images.get("fat"),
+                     fat_fraction=images.get("fatfrac"), ct=images.get("ct"),
+                     scheme=ctx.config.scheme or _scheme_of(ctx.segmentation), config=config, progress=False)
+    ctx.wrote(write_table(table, ctx.path("metrics.tsv")))
+    indices = regional_indices(table, height_m=ctx.height_m(), config=config)
+    ctx.wrote(write_table(indices, ctx.path("indices.tsv")))
+
+
+def _scheme_of(segmentation: Path) -> str | None:
+    """Label scheme named in a segmentation's JSON side-car, if any."""
+    import json
+
+    sidecar = segmentation.with_name(segmentation.name.split(".nii")[0] + ".json")
+    try:
+        return json.loads(sidecar.read_text())["scheme"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+STEPS: dict[str, Callable[[CaseContext], None]] = {
+    "dixon": step_dixon,
+    "stitch": step_stitch,
+    "segment": step_segment,
+    "quantify": step_quantify,
+}
