@@ -526,3 +526,64 @@ def test_read_catalog_round_trip_and_missing_file(tmp_path):
     assert len(read_catalog(path)) == len(load_catalog())
     with pytest.raises(InputError, match="no such label catalog"):
         read_catalog(tmp_path / "nope.csv")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_scheme_table(capsys):
+    from myoscan.cli import main
+
+    assert main(["labels", "--scheme", "leg"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# leg:")
+    assert out[1].split()[:3] == ["label_id", "name", "display_name"]
+    assert len(out) == 2 + 14
+    assert out[2 + 6].split()[:2] == ["7", "soleus_left"]
+
+
+def test_cli_lists_schemes_with_counts(capsys):
+    from myoscan.cli import main
+
+    assert main(["labels"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    counts = {line.split()[0]: int(line.split()[1]) for line in lines[1:]}
+    assert counts == {"leg": 14, "cervical": 14, "abdomen": 12, "thigh": 54, "musclemap": 99,
+                      "ts_total": 72, "ts_total_mr": 22}
+
+
+def test_cli_csv_file_round_trips_scheme_table(tmp_path):
+    from myoscan.cli import main
+
+    out = tmp_path / "cervical.csv"
+    assert main(["labels", "--scheme", "cervical", "--format", "csv", "-o", str(out)]) == 0
+    table = pd.read_csv(out)
+    expected = load_catalog().scheme("cervical").table()
+    pd.testing.assert_frame_equal(table, expected)
+
+
+def test_cli_json_and_find(capsys):
+    from myoscan.cli import main
+
+    assert main(["labels", "--scheme", "abdomen", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["scheme"] == "abdomen"
+    assert [r["label_id"] for r in data["rows"]] == list(range(1, 13))
+    assert data["rows"][0]["levels"] is None
+    assert main(["labels", "--find", "autochthon_right", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert (row["name"], row["abdomen"], row["ts_total"], row["musclemap"]) == (
+        "erector_spinae_right", 6, 87, 5112)
+    assert main(["labels", "--ts-task", "total", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[86] == "86,autochthon_left"
+
+
+def test_cli_bad_scheme_exits_2_without_output(tmp_path, capsys):
+    from myoscan.cli import main
+
+    out = tmp_path / "x.csv"
+    assert main(["labels", "--scheme", "calf", "-o", str(out)]) == 2
+    assert "unknown label scheme 'calf'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["labels", "--find", "solius_left"]) == 2
+    assert "soleus_left" in capsys.readouterr().err
