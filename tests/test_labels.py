@@ -212,9 +212,10 @@ def test_colors_hex_and_paper_colors(cat):
     assert cat.structure("soleus_left").color_hex == "#8b5a2b"
     assert cat.structure("sternocleidomastoid_left").color == (0, 0, 255)
     assert cat.structure("sternocleidomastoid_right").color == (255, 0, 0)
-    table = cat.scheme("thigh").table()
-    assert table["color"].str.fullmatch(r"#[0-9a-f]{6}").all()
-    assert table["color"].nunique() == len(table)  # distinguishable in a viewer
+    for name in cat.scheme_names:
+        table = cat.scheme(name).table()
+        assert table["color"].str.fullmatch(r"#[0-9a-f]{6}").all()
+        assert table["color"].nunique() == len(table), name  # distinguishable in a viewer
 
 
 # --------------------------------------------------------------------------- tool mappings
@@ -308,12 +309,19 @@ def test_example_seg_ids_are_total_classes(cat):
 def test_example_seg_fast_mask_names_are_total_classes(cat):
     names = {p.name[: -len(".nii.gz")] for p in (REF / "example_seg_fast").glob("*.nii.gz")}
     assert names == set(cat.ts_class_names("total").values())  # all 117 classes
-    # every mask that is a catalog structure resolves to the right ts_total id
-    total = {v: k for k, v in cat.ts_class_names("total").items()}
-    for name in sorted(names):
-        s = cat.resolve(name) if name in {a for st in cat for a in st.aliases} else None
-        if s is not None:
-            assert s.ids["ts_total"] == total[name], name
+    # every catalog structure with a total id has its mask here, and its file name resolves to it
+    total = cat.ts_class_names("total")
+    covered = set()
+    for s in cat:
+        if "ts_total" in s.ids:
+            fname = total[s.ids["ts_total"]]
+            assert fname in names and cat.resolve(fname) is s
+            covered.add(fname)
+    # ... and every muscle or bone mask is a catalog structure (organs are not)
+    bone_or_muscle = re.compile(r"(gluteus|autochthon|iliopsoas|femur|hip|vertebrae|rib|sacrum|"
+                                r"humerus|scapula|clavicula|sternum|skull)")
+    assert {n for n in names - covered if bone_or_muscle.match(n)} == set()
+    assert len(covered) == 72
     stats = json.loads((REF / "example_seg_fast" / "statistics.json").read_text())
     assert set(stats) == names
 
@@ -474,8 +482,19 @@ def test_errors_name_input_and_choices(cat, call, match):
         call(cat)
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    import myoscan.labels.catalog as module
+
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted >= 30
+
+
 def test_structure_is_frozen(cat):
     s = cat.structure("femur_left")
+    assert {s, cat.structure("femur_left")} == {s}  # hashable
     with pytest.raises(AttributeError):
         s.name = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):

@@ -25,7 +25,7 @@ import functools
 import logging
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -403,7 +403,7 @@ class Catalog:
     def __len__(self) -> int:
         return len(self._structures)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Structure]:
         return iter(self._structures)
 
     def __contains__(self, name: object) -> bool:
