@@ -54,7 +54,7 @@ def fingerprint(inputs: Mapping[str, str], parameters: Mapping[str, Any]) -> str
 
 def make_record(
     *, inputs: Mapping[str, str], parameters: Mapping[str, Any], outputs: list[str],
-    started: datetime, finished: datetime, model_sha256: str | None,
+    started: datetime, finished: datetime, model_sha256: str | None, dataset: str | None = None,
 ) -> dict[str, Any]:
     """Build the provenance dictionary written next to a subject's derivatives."""
     import numpy
@@ -63,6 +63,7 @@ def make_record(
         "myoscan_version": __version__,
         "fingerprint": fingerprint(inputs, parameters),
         "model_sha256": model_sha256,
+        "dataset": dataset,
         "inputs_sha256": dict(sorted(inputs.items())),
         "parameters": to_jsonable(parameters),
         "outputs": sorted(outputs),

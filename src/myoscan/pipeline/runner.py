@@ -154,7 +154,7 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
         step = "provenance"
         record = provenance.make_record(
             inputs=inputs, parameters=context.fingerprint_parameters(), outputs=context.outputs,
-            started=started, finished=provenance.now(), model_sha256=context.model_sha256,
+            started=started, finished=provenance.now(), model_sha256=context.model_sha256, dataset=dataset,
         )
         write_json(record, record_path)
     except Exception as exc:  # one subject's failure is recorded, never propagated
