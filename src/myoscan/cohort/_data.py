@@ -588,7 +588,9 @@ def per_label(
         single = isinstance(result, pd.DataFrame)
         parts = (result,) if single else tuple(result)
         if label is not None:
-            parts = tuple(part.assign(name=label)[["name", *part.columns]] for part in parts)
+            parts = tuple(
+                part.assign(name=label)[["name", *(c for c in part.columns if c != "name")]] for part in parts
+            )
         results.append(parts)
     if skipped:
         warnings.warn(

@@ -4,7 +4,7 @@
   subject (within-subject factor), a between-subject factor (sex) and covariates (age,
   BMI): univariate repeated-measures tests with Greenhouse-Geisser and Huynh-Feldt
   corrections and Mauchly's sphericity test, then paired t-tests between muscles.
-* :func:`ancova` -- one-way ANCOVA per muscle (pingouin) with estimated marginal means.
+* :func:`ancova` -- one-way ANCOVA per muscle (statsmodels) with estimated marginal means.
 
 Neither statsmodels nor pingouin has a repeated-measures ANCOVA (pingouin's
 ``rm_anova``/``mixed_anova`` take no covariates, statsmodels' ``AnovaRM`` no between
@@ -359,7 +359,9 @@ def ancova(
     Returns
     -------
     anova : pandas.DataFrame
-        pingouin ``ancova`` per label: ``source`` (term), ``ss``, ``df``, ``f``, ``p``, ``np2``.
+        Per label and term: ``measure``, ``source`` (term or 'Residual'), ``ss``, ``df``,
+        ``f``, ``p``, ``np2`` (partial eta squared); statsmodels ``anova_lm`` type II, the
+        table pingouin ``ancova`` gives.
     means : pandas.DataFrame
         Estimated marginal means per level (see :func:`estimated_marginal_means`).
 
@@ -377,19 +379,40 @@ def ancova(
     >>> aov["source"].tolist()
     ['sex', 'age', 'Residual']
     """
-    import pingouin as pg
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
         data = pd.DataFrame({c: numeric_column(rows, c, source=source) for c in (measure, *covariates)})
         require_columns(rows, [between], source=source)
         group = rows[between]
-        data[between] = normalize_sex(group, source=source) if between.lower() in {"sex", "gender"} else group
+        data["_group"] = (
+            normalize_sex(group, source=source) if between.lower() in {"sex", "gender"} else group
+        )
         data = data.dropna()
-        if len(data) < len(covariates) + 4 or data[between].nunique() < 2:
+        if len(data) < len(covariates) + 4 or data["_group"].nunique() < 2:
             raise TooFewSubjectsError(f"ANCOVA of {measure} by {between}: {len(data)} complete subject(s)")
-        res = pg.ancova(data=data, dv=measure, between=between, covar=list(covariates))
-        res = res.rename(columns={"Source": "source", "SS": "ss", "DF": "df", "F": "f", "p_unc": "p"})
-        return res.assign(measure=measure)[["measure", "source", "ss", "df", "f", "p", "np2"]]
+        # Safe formula names; type II sums of squares equal type III here (no interactions),
+        # and are what pingouin.ancova reports.
+        names = {"g": between} | {f"x{i}": c for i, c in enumerate(covariates)}
+        safe = pd.DataFrame({"y": data[measure], "g": data["_group"].astype(str)})
+        safe = safe.assign(**{key: data[c] for key, c in names.items() if key != "g"})
+        formula = "y ~ " + " + ".join(["C(g)", *(key for key in names if key != "g")])
+        res = anova_lm(smf.ols(formula, safe).fit(), typ=2)
+        res.index = [names.get(i.removeprefix("C(").removesuffix(")"), i) for i in res.index]
+        out = pd.DataFrame(
+            {
+                "measure": measure,
+                "source": res.index,
+                "ss": res["sum_sq"].to_numpy(),
+                "df": res["df"].to_numpy(),
+                "f": res["F"].to_numpy(),
+                "p": res["PR(>F)"].to_numpy(),
+            }
+        )
+        residual = float(res.loc["Residual", "sum_sq"])
+        out["np2"] = (out["ss"] / (out["ss"] + residual)).where(out["source"] != "Residual")
+        return out
 
     aov = per_label(table, analyse, labels=labels, source=source)
     means = estimated_marginal_means(

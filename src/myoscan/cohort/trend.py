@@ -38,6 +38,7 @@ __all__ = [
     "fisher_z_ci",
     "proportion_trend",
     "strata_summary",
+    "stratified_values",
 ]
 
 #: Normal quantile of the per-decade CI, 10 b1 +/- 1.96 x 10 SE(b1) (seed 001).
@@ -107,9 +108,17 @@ def _cutoff_per_row(
     return pd.Series(float(cutoff), index=rows.index)
 
 
-def _prepare(
+def stratified_values(
     rows: pd.DataFrame, measure: str, age: str, by: str | None, edges: Sequence[float], *, source: str
 ) -> pd.DataFrame:
+    """Measure, age, group and age stratum of each subject inside the strata.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"age": [35.0, 45.0], "v_ml": [1.0, 2.0]})
+    >>> stratified_values(t, "v_ml", "age", None, [40], source="t").values.tolist()
+    [[2.0, 45.0, 'all', '40+']]
+    """
     data = pd.DataFrame({
         "value": numeric_column(rows, measure, source=source),
         "age": numeric_column(rows, age, source=source),
@@ -169,7 +178,7 @@ def strata_summary(
     """
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
-        data = _prepare(rows, measure, age, by, edges, source=source)
+        data = stratified_values(rows, measure, age, by, edges, source=source)
         if cutoff is not None:
             data["below"] = data["value"] < _cutoff_per_row(rows, cutoff, sex, source=source).loc[data.index]
         records = []
@@ -223,7 +232,7 @@ def decline_per_decade(
     import statsmodels.api as sm
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
-        data = _prepare(rows, measure, age, by, edges, source=source)
+        data = stratified_values(rows, measure, age, by, edges, source=source)
         records = []
         for group, cell in data.groupby("group", sort=True):
             if len(cell) < 3 or cell["age"].nunique() < 2:
