@@ -41,6 +41,7 @@ __all__ = [
     "bundle_sha256",
     "find_bundles",
     "load_bundle",
+    "load_torch_checkpoint",
     "read_config",
     "read_state_dict",
     "resolve_bundle",
@@ -293,18 +294,29 @@ def save_bundle(
     return target
 
 
-def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
-    """Read network weights from ``.safetensors`` or ``.pt``/``.pth`` (tensors only).
+def _numpy_data_types() -> list[Any]:
+    """Numpy classes a checkpoint may hold as plain data (scalars, arrays, dtypes)."""
+    import numpy as np
 
-    ``.pt``/``.pth`` go through ``torch.load(weights_only=True)``, which refuses
-    arbitrary pickled objects. Checkpoints that wrap the weights (``state_dict``,
-    ``model``, ``network_weights``, ``model_state_dict``) are unwrapped and a
-    ``module.`` prefix (DataParallel) is removed.
+    try:
+        multiarray = np._core.multiarray  # numpy >= 2
+    except AttributeError:  # pragma: no cover - numpy 1.x
+        multiarray = np.core.multiarray
+    dtypes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGUS"}
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def load_torch_checkpoint(path: PathLike) -> Any:
+    """Load a ``.pt``/``.pth`` file with ``torch.load(weights_only=True)``.
+
+    Tensors, containers, numbers, strings, ``torch.device`` and numpy scalars/arrays
+    (as nnU-Net stores in its training logs) are accepted; anything else -- classes,
+    functions, arbitrary objects that could run code -- is refused.
 
     Raises
     ------
     ModelError
-        Unreadable file, or a file that holds objects other than tensors.
+        Unreadable file, or a pickle that holds something other than plain data.
     """
     import pickle
 
@@ -312,26 +324,49 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
 
     file = Path(path)
     if not file.is_file():
-        raise ModelError(f"{file}: no such weights file")
+        raise ModelError(f"{file}: no such checkpoint file")
+    try:
+        with torch.serialization.safe_globals(_numpy_data_types()):
+            return torch.load(str(file), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
+                      str(exc).splitlines()[0])
+        raise ModelError(
+            f"{file.name}: refused to load: the checkpoint holds Python objects other than tensors "
+            f"and plain data, which could run code ({reason})"
+        ) from exc
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise ModelError(f"{file.name}: cannot read checkpoint ({str(exc).splitlines()[0]})") from exc
+
+
+def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
+    """Read network weights from ``.safetensors`` or ``.pt``/``.pth`` (tensors only).
+
+    ``.pt``/``.pth`` go through :func:`load_torch_checkpoint` (``weights_only=True``).
+    Checkpoints that wrap the weights (``state_dict``, ``model``, ``network_weights``,
+    ``model_state_dict``) are unwrapped and a ``module.`` prefix (DataParallel) is removed.
+
+    Raises
+    ------
+    ModelError
+        Unreadable file, or a file that holds objects other than tensors.
+    """
+    import torch
+
+    file = Path(path)
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        if not file.is_file():
+            raise ModelError(f"{file}: no such weights file")
         return load_file(str(file), device="cpu")
-    try:
-        data = torch.load(str(file), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelError(
-            f"{file}: refused to load: the checkpoint holds Python objects other than tensors "
-            f"and plain data, which could run code ({str(exc).splitlines()[0]})"
-        ) from exc
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise ModelError(f"{file}: cannot read checkpoint ({exc})") from exc
+    data = load_torch_checkpoint(file)
     for key in ("state_dict", "model_state_dict", "network_weights", "model"):
         if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
             data = data[key]
             break
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ModelError(f"{file}: expected a state dict of tensors, got {type(data).__name__}")
+        raise ModelError(f"{file.name}: expected a state dict of tensors, got {type(data).__name__}")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in data.items()}
 
 

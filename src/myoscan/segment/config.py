@@ -25,6 +25,7 @@ __all__ = [
     "PreprocessConfig",
     "channel_counts",
     "label_names",
+    "label_values",
     "parse_config",
 ]
 
@@ -74,6 +75,10 @@ class IntensityConfig:
     gamma: float = 1.0
     clip: bool = True
 
+    def __post_init__(self) -> None:
+        if self.mode == "ct_window" and self.window is None:
+            object.__setattr__(self, "window", CT_WINDOW_HU)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> IntensityConfig:
         """Parse ``preprocessing.intensity``."""
@@ -110,7 +115,10 @@ class PreprocessConfig:
     its axes permuted/flipped to it, no interpolation) or ``None`` to keep the stored
     order. ``target_spacing_mm`` entries of ``None`` keep the input spacing on that axis;
     ``None`` as a whole keeps the input grid. ``foreground_threshold`` is the raw value
-    above which a voxel counts as body for cropping (default 0 for MRI, -500 HU for CT).
+    above which a voxel counts as body for cropping (default 0 for MRI, -500 HU for CT);
+    with ``crop_source="normalized"`` the threshold (default 0) applies to the normalised
+    image instead, as MONAI's ``CropForeground`` after ``NormalizeIntensity`` does in
+    MuscleMap. ``crop_margin_vox`` overrides ``crop_margin_mm`` with a voxel count.
     """
 
     orientation: str | None = "RAS"
@@ -119,6 +127,8 @@ class PreprocessConfig:
     crop_foreground: bool = False
     foreground_threshold: float | None = None
     crop_margin_mm: float = 10.0
+    crop_margin_vox: int | None = None
+    crop_source: Literal["raw", "normalized"] = "raw"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> PreprocessConfig:
@@ -140,6 +150,12 @@ class PreprocessConfig:
         threshold = data.get("foreground_threshold")
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise _fail("preprocessing.foreground_threshold", "a number or null", threshold)
+        source = data.get("crop_source", "raw")
+        if source not in ("raw", "normalized"):
+            raise _fail("preprocessing.crop_source", "'raw' or 'normalized'", source)
+        margin_vox = data.get("crop_margin_vox")
+        if margin_vox is not None and (not isinstance(margin_vox, int) or margin_vox < 0):
+            raise _fail("preprocessing.crop_margin_vox", "a whole number >= 0 or null", margin_vox)
         return cls(
             orientation=orientation,
             target_spacing_mm=spacing,
@@ -147,6 +163,8 @@ class PreprocessConfig:
             crop_foreground=bool(data.get("crop_foreground", False)),
             foreground_threshold=None if threshold is None else float(threshold),
             crop_margin_mm=float(data.get("crop_margin_mm", 10.0)),
+            crop_margin_vox=margin_vox,
+            crop_source=source,
         )
 
 
@@ -227,6 +245,7 @@ class ModelConfig:
     label_scheme: str | None
     labels: Mapping[int, str]
     raw: Mapping[str, Any]
+    label_values: Mapping[int, int] | None = None
 
 
 def label_names(config: Mapping[str, Any]) -> dict[int, str]:
@@ -255,6 +274,30 @@ def label_names(config: Mapping[str, Any]) -> dict[int, str]:
     if len(set(names.values())) != len(names):
         raise _fail("labels.ids", "unique structure names", sorted(names.values()))
     return dict(sorted(names.items()))
+
+
+def label_values(config: Mapping[str, Any]) -> dict[int, int] | None:
+    """Read the optional ``labels.values``: the value written for each output channel.
+
+    Without it the written values are the ids of ``labels.scheme`` (or the channel
+    numbers). Imported models use it to keep their own label values (MuscleMap).
+
+    Examples
+    --------
+    >>> label_values({"labels": {"ids": {"1": "a_left"}, "values": {"1": 101}}})
+    {1: 101}
+    """
+    raw = (config.get("labels") or {}).get("values")
+    if raw is None:
+        return None
+    names = label_names(config)
+    try:
+        values = {int(k): int(v) for k, v in raw.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise _fail("labels.values", "a mapping of output channel -> whole number", raw) from None
+    if set(values) != set(names) or len(set(values.values())) != len(values) or min(values.values()) < 1:
+        raise _fail("labels.values", "one distinct value >= 1 for every channel in labels.ids", raw)
+    return dict(sorted(values.items()))
 
 
 def channel_counts(config: Mapping[str, Any]) -> tuple[int, int]:
@@ -341,4 +384,5 @@ def parse_config(config: Mapping[str, Any]) -> ModelConfig:
         label_scheme=labels.get("scheme"),
         labels=label_names(config),
         raw=config,
+        label_values=label_values(config),
     )
