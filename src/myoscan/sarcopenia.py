@@ -2,9 +2,10 @@
 
 Classification works on a participants table with one row per subject. Each criterion
 (low strength, low muscle mass, low physical performance) uses every measure that is
-available: it is low when any available measure is below its cut-off, not low when at
-least one measure is available and none is below, and missing when no measure is
-available for that subject. The category then follows the consensus algorithm:
+available for it: it is low when any available measure is below its cut-off, not low
+when at least one is available and none is below, and missing when none is available.
+Criteria are then combined with three-valued logic, so a category is missing only when
+the missing criterion could change it. The category follows the consensus algorithm:
 
 * EWGSOP2 (Cruz-Jentoft 2019; seed 001): ``probable`` = low strength, ``confirmed`` =
   low strength + low muscle mass, ``severe`` = confirmed + low performance; ``none``
@@ -318,7 +319,7 @@ def classify_awgs2019(
         "sppb_score": ("performance", config.sppb_score, "<="),
     }
     strength, mass, performance = _criteria(found, tests, table.index)
-    function_low = _any_low([strength, performance], table.index)
+    function_low = strength | performance  # Kleene logic: unknown unless decided
     category = pd.Series(np.nan, index=table.index, dtype=object)
     category[_sure(~function_low)] = "none"
     category[_sure(function_low)] = "possible"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -308,10 +309,14 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict, str]:
 
     metrics = read_cohort_table(args.metrics)
     participants = read_cohort_table(args.participants) if args.participants else None
-    table, report = join_participants(
-        metrics, participants, session=args.session, metrics_source=args.metrics.name,
-        participants_source=args.participants.name if args.participants else "participants table",
-    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as unmatched:
+        warnings.simplefilter("always")
+        table, report = join_participants(
+            metrics, participants, session=args.session, metrics_source=args.metrics.name,
+            participants_source=args.participants.name if args.participants else "participants table",
+        )  # fmt: skip
+    for warning in unmatched:  # the join report, as one readable line each
+        log.warning("%s", warning.message)
     log.info("%s: %d subject(s) matched", args.metrics.name, report.n_matched)
     join = {"n_metrics_subjects": report.n_metrics_subjects, "n_participants": report.n_participants,
             "n_matched": report.n_matched, "metrics_only": list(report.metrics_only),

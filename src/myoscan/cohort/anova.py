@@ -14,6 +14,9 @@ projected on k - 1 orthonormal contrasts, regressed on the between-subject desig
 (intercept, sum-coded factor, mean-centred covariates), and each within-subject effect is
 tested with ``F = (tr H / q(k-1)) / (tr E / df_e(k-1))`` from its hypothesis and error
 SSCP matrices. Between-subject effects are F-tests of statsmodels OLS on the subject mean.
+With sum coding the within-subject main effect is tested at the unweighted mean of the
+between-subject groups (type III, SPSS's default); pingouin's ``mixed_anova`` weights the
+groups by size, so the two agree exactly only for groups of equal size.
 """
 
 from __future__ import annotations
@@ -305,16 +308,29 @@ def _between_effects(mean: np.ndarray, design: pd.DataFrame, terms: dict[str, li
 
 
 def _mauchly(error: np.ndarray, df_e: int, k: int) -> pd.DataFrame:
-    """Mauchly's sphericity test on the orthonormal-contrast error matrix."""
+    """Mauchly's sphericity test on the orthonormal-contrast error matrix.
+
+    ``W = det(S) / (tr(S) / d)^d`` with ``S = E / df_e`` and ``d = k - 1``; the p-value uses
+    the chi-square approximation with Anderson's second-order term, as R's
+    ``mauchly.test`` (and pingouin) compute it, here on the error matrix left after the
+    between-subject design and covariates.
+    """
     from scipy import stats
 
     d = k - 1
     cov = error / df_e
-    w = float(np.linalg.det(cov) / (np.trace(cov) / d) ** d)
+    sign, logdet = np.linalg.slogdet(cov)
+    log_w = logdet - d * np.log(np.trace(cov) / d) if sign > 0 else -np.inf
     dof = d * (d + 1) / 2 - 1
-    chi2 = -(df_e - (2 * d**2 + d + 2) / (6 * d)) * np.log(w)
-    p = float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan")
-    return pd.DataFrame([{"w": w, "chi2": float(chi2), "dof": dof, "p": p}])
+    if dof <= 0:
+        return pd.DataFrame([{"w": 1.0, "chi2": np.nan, "dof": dof, "p": 1.0}])
+    f = 1 - (2 * d**2 + d + 2) / (6 * d * df_e)
+    w2 = (d + 2) * (d - 1) * (d - 2) * (2 * d**3 + 6 * d**2 + 3 * k + 2) / (288 * (df_e * d * f) ** 2)
+    chi2 = -df_e * f * log_w
+    p1, p2 = stats.chi2.sf(chi2, dof), stats.chi2.sf(chi2, dof + 4)
+    return pd.DataFrame(
+        [{"w": float(np.exp(log_w)), "chi2": float(chi2), "dof": dof, "p": float(p1 + w2 * (p2 - p1))}]
+    )
 
 
 def _paired_tests(wide: pd.DataFrame, measure: str, padjust: str) -> pd.DataFrame:

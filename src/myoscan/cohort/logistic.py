@@ -38,6 +38,8 @@ MIN_EVENTS_PER_PARAMETER = 10
 #: How far (in Wald SEs, doubling each time) the profile search steps out before it
 #: declares a confidence bound infinite.
 _MAX_DOUBLINGS = 12
+_ESTIMATES = ("log_or", "log_or_se", "or", "or_ci_low", "or_ci_high", "or_wald_ci_low", "or_wald_ci_high",
+              "wald_chi2", "p")  # fmt: skip
 _TRUE_WORDS = {"1", "1.0", "true", "yes", "y"}
 _FALSE_WORDS = {"0", "0.0", "false", "no", "n"}
 
@@ -292,12 +294,13 @@ def _counts(data: pd.DataFrame, term: str, use_tertiles: bool) -> dict[str, floa
 
 def _estimate(data: pd.DataFrame, term: str, alpha: float, what: str) -> dict[str, object]:
     y, design = data["_outcome"], data.drop(columns="_outcome")
-    cells = [y] if design[term].nunique() > 2 else [y[design[term] == g] for g in (0.0, 1.0)]
+    values = design[term].unique()
+    cells = [y] if len(values) > 2 else [y[design[term] == value] for value in values]
     if any(cell.nunique() < 2 for cell in cells):
         warnings.warn(
             f"{what}: the outcome never or always occurs in a group; odds ratio not estimable", stacklevel=3
         )
-        return {"note": "outcome constant within a group (separation)"}
+        return dict.fromkeys(_ESTIMATES, np.nan) | {"note": "outcome constant within a group (separation)"}
     n_params = design.shape[1] + 1
     events = min(int(y.sum()), int((1 - y).sum()))
     if events < MIN_EVENTS_PER_PARAMETER * n_params:
