@@ -1,11 +1,10 @@
 """The training loop: cached MONAI data, seeded sampling, DiceCE, validation, checkpoints.
 
 Reproducibility and resume rest on one rule: the training samples of iteration ``i`` are a
-pure function of ``(seed, i)``. Each batch slot picks its volume from a per-epoch
-permutation seeded with ``(seed, epoch)`` and seeds the random transforms from
-``(seed, i, slot)``, so any number of data-loader workers gives the same batches, and a
-resumed run only needs the iteration counter, the optimiser/scheduler/AMP states and the
-torch RNG (dropout) from the checkpoint to continue exactly where it stopped.
+pure function of ``(seed, i)`` (:mod:`myoscan.train.sampling`), so a resumed run needs only
+the iteration counter, the optimiser/scheduler/AMP states and the torch RNG (dropout) from
+the checkpoint to continue exactly where it stopped -- the weights match an uninterrupted
+run bit for bit on the CPU.
 
 Outputs of ``train(config, data, out_dir)``:
 
@@ -28,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import torch
 from myoscan._typing import PathLike
 from myoscan.errors import InputError
 from myoscan.outputs import atomic_path, write_table
-from myoscan.train.augment import build_augmentation, swap_lookup
+from myoscan.train.augment import swap_lookup
 from myoscan.train.config import TrainConfig, bundle_config, load_config, output_structures
 from myoscan.train.data import (
     Case,
@@ -54,8 +53,9 @@ from myoscan.train.data import (
     prepare_case,
 )
 from myoscan.train.record import dice_summary, model_card, plot_learning_curve
+from myoscan.train.sampling import SampleKeys, Samples, collate, sample_transform, split_cases
 
-__all__ = ["TrainResult", "split_cases", "train", "work_dir_of"]
+__all__ = ["TrainResult", "lr_factor", "train", "validate", "work_dir_of"]
 
 log = logging.getLogger(__name__)
 
@@ -117,30 +117,6 @@ def work_dir_of(out_dir: PathLike) -> Path:
     return out.with_name(out.name + ".training")
 
 
-def split_cases(dataset: Dataset, fraction: float, seed: int) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
-    """Training and validation cases: the data's own list, a seeded random split, or all.
-
-    ``fraction == 0`` (or a single case) validates on the training cases themselves, as
-    seed 002 did; otherwise ``max(1, round(fraction * n))`` random cases are held out.
-
-    Examples
-    --------
-    >>> ds = Dataset(Path("."), "folder", tuple(Case(str(i), (), Path()) for i in range(10)))
-    >>> [len(part) for part in split_cases(ds, 0.2, seed=0)]
-    [8, 2]
-    """
-    if dataset.validation:
-        return dataset.cases, dataset.validation
-    cases = dataset.cases
-    if fraction <= 0 or len(cases) < 2:
-        return cases, cases
-    n_val = min(len(cases) - 1, max(1, round(fraction * len(cases))))
-    order = np.random.default_rng(seed).permutation(len(cases))
-    held = set(order[:n_val].tolist())
-    return (tuple(c for i, c in enumerate(cases) if i not in held),
-            tuple(c for i, c in enumerate(cases) if i in held))
-
-
 # --------------------------------------------------------------------------- schedule, optimiser, loss
 
 
@@ -182,84 +158,6 @@ def _loss(config: TrainConfig) -> torch.nn.Module:
     if t.loss == "dice":
         return DiceLoss(to_onehot_y=True, softmax=True)
     return DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=t.lambda_dice, lambda_ce=t.lambda_ce)
-
-
-# --------------------------------------------------------------------------- samples
-
-
-def _clone(x: Any) -> Any:
-    return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
-
-
-def _sample_transform(config: TrainConfig, spatial_dims: int, spacing_mm: Sequence[float],
-                      swap: np.ndarray | None) -> Any:
-    """Random part of the pipeline: crop samples, squeeze slices, augment."""
-    from monai.transforms import (
-        Compose,
-        EnsureTyped,
-        Lambdad,
-        RandCropByPosNegLabeld,
-        RandSpatialCropSamplesd,
-        SqueezeDimd,
-    )
-
-    s = config.sampling
-    keys = ["image", "label"]
-    roi = tuple(s.roi_size) + ((1,) if spatial_dims == 2 else ())
-    if s.strategy == "pos_neg":
-        crop = RandCropByPosNegLabeld(keys, label_key="label", spatial_size=roi, pos=s.pos, neg=s.neg,
-                                      num_samples=s.num_samples, fg_indices_key="fg", bg_indices_key="bg",
-                                      allow_smaller=True)
-    else:
-        crop = RandSpatialCropSamplesd(keys, roi_size=roi, num_samples=s.num_samples, random_size=False)
-    steps: list[Any] = [crop, EnsureTyped(keys, track_meta=False), Lambdad(keys, _clone)]
-    if spatial_dims == 2:
-        steps.append(SqueezeDimd(keys, dim=-1))
-    steps.extend(build_augmentation(config.augmentation, spatial_dims=spatial_dims,
-                                    spacing_mm=spacing_mm, swap=swap).transforms)
-    return Compose(steps)
-
-
-class _Samples(torch.utils.data.Dataset):
-    """Training samples addressed by ``(iteration, slot)`` keys (see module docstring)."""
-
-    def __init__(self, cache: Any, transform: Any, seed: int, batch_size: int) -> None:
-        self.cache, self.transform, self.seed, self.batch_size = cache, transform, seed, batch_size
-
-    def __len__(self) -> int:
-        return len(self.cache)
-
-    def __getitem__(self, key: tuple[int, int]) -> list[dict[str, Any]]:
-        iteration, slot = key
-        n = len(self.cache)
-        position = iteration * self.batch_size + slot
-        order = np.random.default_rng([self.seed, position // n]).permutation(n)
-        item = dict(self.cache[int(order[position % n])])
-        state = np.random.default_rng([self.seed, iteration, slot]).integers(2**31)
-        self.transform.set_random_state(seed=int(state))
-        out = self.transform(item)
-        return out if isinstance(out, list) else [out]
-
-
-class _Keys(torch.utils.data.Sampler):
-    def __init__(self, start: int, stop: int, batch_size: int) -> None:
-        self.start, self.stop, self.batch_size = start, stop, batch_size
-
-    def __len__(self) -> int:
-        return (self.stop - self.start) * self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for iteration in range(self.start, self.stop):
-            for slot in range(self.batch_size):
-                yield iteration, slot
-
-
-def _collate(items: list[list[dict[str, Any]]]) -> dict[str, torch.Tensor]:
-    flat = [sample for item in items for sample in item]
-    return {
-        "image": torch.stack([torch.as_tensor(s["image"], dtype=torch.float32) for s in flat]),
-        "label": torch.stack([torch.as_tensor(s["label"]).round().to(torch.long) for s in flat]),
-    }
 
 
 # --------------------------------------------------------------------------- validation
@@ -354,6 +252,8 @@ def _versions() -> dict[str, str]:
 
 @dataclass
 class _State:
+    """Everything about a run's progress that a checkpoint must carry."""
+
     iteration: int = 0
     best_dice: float = -1.0
     best_iteration: int = 0
@@ -362,6 +262,31 @@ class _State:
     elapsed_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+
+
+@dataclass
+class _Run:
+    """The objects of one training run, built by :func:`_setup`."""
+
+    cfg: TrainConfig
+    bconfig: dict[str, Any]
+    settings: Any
+    train_cases: tuple[Case, ...]
+    val_cases: tuple[Case, ...]
+    validation_data: list[PreparedCase]
+    samples: Samples
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    loss_fn: torch.nn.Module
+    device: torch.device
+    use_amp: bool
+    total: int
+    interval: int
+    per_epoch: int
+    work: Path
+    state: _State
 
 
 def _resolve_dataset(data: PathLike | Dataset, config: TrainConfig) -> Dataset:
@@ -378,6 +303,150 @@ def _check_outputs(out_dir: Path, work: Path, resume: bool) -> None:
                          "or delete the folder to start over")
     if out_dir.exists():
         raise InputError(f"{out_dir}: already exists; choose another output folder or delete it")
+
+
+def _setup(cfg: TrainConfig, dataset: Dataset, work: Path, resume: bool, device: str,
+           show_progress: bool) -> _Run:
+    """Split, cache and prepare the data; build network, optimiser, schedule; restore a checkpoint."""
+    from monai.data import CacheDataset
+    from monai.transforms import Compose, FgBgToIndicesd
+    from monai.utils import set_determinism
+
+    from myoscan.labels import load_catalog
+    from myoscan.segment import build_network, parse_config
+    from myoscan.segment.inference import select_device
+
+    structures = output_structures(cfg)
+    bconfig = bundle_config(cfg, structures=structures)
+    settings = parse_config(bconfig)
+    checkpoint = _load_checkpoint(work / CHECKPOINT) if resume and (work / CHECKPOINT).exists() else None
+    if checkpoint is not None:
+        _check_compatible(checkpoint, bconfig, work)
+        train_cases, val_cases = _restore_split(dataset, checkpoint)
+    else:
+        if resume:
+            log.warning("no checkpoint in %s; starting a new run", work)
+        train_cases, val_cases = split_cases(dataset, cfg.validation.fraction, cfg.training.seed)
+    set_determinism(seed=cfg.training.seed)
+    dev = select_device(device)
+    log.info("training %s on %d cases, validating on %d (%s data, %s)", cfg.name, len(train_cases),
+             len(val_cases), dataset.layout, dev)
+
+    lookup = channel_lookup(structures, cfg.labels.scheme, cfg.labels.source_scheme)
+    prepare: list[Any] = [PrepareCased(settings, lookup, cfg.sampling.roi_size)]
+    if cfg.sampling.strategy == "pos_neg":  # indices once at caching, not at every crop
+        prepare.append(FgBgToIndicesd("label", fg_postfix="fg", bg_postfix="bg"))
+    cache = CacheDataset(case_dicts(train_cases), Compose(prepare), cache_rate=cfg.training.cache_rate,
+                         num_workers=1, progress=show_progress, copy_cache=False)
+    validation_data = [prepare_case(c, settings, lookup) for c in val_cases]
+    spacing = np.linalg.norm(validation_data[0].image.affine[:3, :3], axis=0)
+    catalog = load_catalog()
+    swap = swap_lookup(structures, {n: catalog.structure(n).counterpart for n in structures})
+    samples = Samples(cache, sample_transform(cfg, settings.spatial_dims, spacing, swap),
+                      cfg.training.seed, cfg.training.batch_size)
+
+    per_epoch = math.ceil(len(train_cases) / cfg.training.batch_size)
+    total = cfg.training.max_iterations or cfg.training.max_epochs * per_epoch
+    interval = cfg.validation.interval_iterations or cfg.validation.interval_epochs * per_epoch
+    network = build_network(bconfig).to(dev)
+    if cfg.training.init_weights and checkpoint is None:
+        _init_from_bundle(network, cfg.training.init_weights)
+    optimizer = _optimizer(cfg, network)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
+    use_amp = cfg.training.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    state = _State() if checkpoint is None else _restore(checkpoint, network, optimizer, scheduler, scaler)
+    work.mkdir(parents=True, exist_ok=True)
+    return _Run(cfg, bconfig, settings, tuple(train_cases), tuple(val_cases), validation_data, samples,
+                network, optimizer, scheduler, scaler, _loss(cfg), dev, use_amp, total, interval, per_epoch,
+                work, state)
+
+
+def _save(run: _Run) -> None:
+    st = run.state
+    _save_checkpoint(run.work / CHECKPOINT, {
+        "iteration": st.iteration, "network": run.network.state_dict(),
+        "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(), "best_weights": st.best_weights or {},
+        "best_dice": st.best_dice, "best_iteration": st.best_iteration, "stale": st.stale,
+        "elapsed_s": st.elapsed_s, "history": st.history, "stopped_early": st.stopped_early,
+        "torch_rng": torch.get_rng_state(), "config": run.bconfig,
+        "train_cases": [c.name for c in run.train_cases],
+        "validation_cases": [c.name for c in run.val_cases],
+    })
+
+
+def _validation_step(run: _Run, mean_loss: float) -> None:
+    """Validate, keep the best weights, count stale validations, log a row, redraw the curve."""
+    st = run.state
+    per_label = dice_summary(validate(run.network, run.validation_data, run.settings, run.device))
+    run.network.train()
+    mean = float(np.nanmean(per_label.to_numpy())) if per_label.notna().any() else 0.0
+    improved = mean > st.best_dice + run.cfg.validation.min_delta
+    if improved:
+        st.best_dice, st.best_iteration, st.stale = mean, st.iteration, 0
+        st.best_weights = {k: v.detach().to("cpu").clone() for k, v in run.network.state_dict().items()}
+    else:
+        st.stale += 1
+    row = {"iteration": st.iteration, "epoch": round(st.iteration / run.per_epoch, 3),
+           "elapsed_min": round(st.elapsed_s / 60.0, 3), "lr": float(run.scheduler.get_last_lr()[0]),
+           "train_loss": mean_loss, "val_mean_dice": mean, "best": improved}
+    row.update({f"dice_{k}": float(v) for k, v in per_label.items()})
+    st.history.append(row)
+    history = pd.DataFrame(st.history)
+    write_table(history, run.work / LOG_FILE)
+    plot_learning_curve(history, run.work / CURVE_FILE, run.cfg.name)
+    st.stopped_early = bool(run.cfg.validation.patience) and st.stale >= run.cfg.validation.patience
+
+
+def _step(run: _Run, batch: Mapping[str, torch.Tensor]) -> float:
+    """One optimisation step (AMP on CUDA); returns the loss."""
+    run.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=run.device.type, dtype=torch.float16, enabled=run.use_amp):
+        logits = run.network(batch["image"].to(run.device))
+    loss = run.loss_fn(logits.float(), batch["label"].to(run.device))
+    run.scaler.scale(loss).backward()
+    if run.cfg.training.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.network.parameters(), run.cfg.training.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return float(loss.detach())
+
+
+def _fit(run: _Run, show_progress: bool) -> None:
+    """Iterate until the run length or early stopping; validate and checkpoint on schedule."""
+    from tqdm.auto import tqdm
+
+    st, t = run.state, run.cfg.training
+    if st.iteration >= run.total or st.stopped_early:
+        return
+    loader = torch.utils.data.DataLoader(
+        run.samples, batch_size=t.batch_size, sampler=SampleKeys(st.iteration, run.total, t.batch_size),
+        collate_fn=collate, num_workers=t.num_workers,
+    )
+    run.network.train()
+    bar = tqdm(total=run.total, initial=st.iteration, desc=f"training {run.cfg.name}", unit="it",
+               file=sys.stderr, disable=not show_progress, dynamic_ncols=True, leave=False)
+    loss_sum, loss_n, started = 0.0, 0, time.monotonic() - st.elapsed_s
+    for batch in loader:
+        loss_sum, loss_n = loss_sum + _step(run, batch), loss_n + 1
+        st.iteration += 1
+        st.elapsed_s = time.monotonic() - started
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", dice=f"{max(st.best_dice, 0.0):.3f}", refresh=False)
+        validated = st.iteration % run.interval == 0 or st.iteration == run.total
+        if validated:
+            _validation_step(run, loss_sum / loss_n)
+            loss_sum, loss_n = 0.0, 0
+        if validated or st.iteration % t.checkpoint_interval == 0:
+            _save(run)
+        if st.stopped_early:
+            log.info("early stopping at iteration %d: no improvement in %d validations", st.iteration,
+                     st.stale)
+            break
+    bar.close()
 
 
 def train(
@@ -425,183 +494,53 @@ def train(
         Bad configuration or data (missing labels, mismatched geometry), an existing output
         folder without ``resume``, or a checkpoint that does not fit the configuration.
     """
-    from monai.data import CacheDataset
-    from monai.transforms import Compose, FgBgToIndicesd
-
-    from myoscan.labels import load_catalog
-    from myoscan.segment import build_network, parse_config
-    from myoscan.segment.inference import select_device
-
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     if max_iterations is not None:
         cfg = load_config(cfg, {"training": {"max_iterations": int(max_iterations), "max_epochs": None}})
     out_dir, work = Path(out_dir), work_dir_of(out_dir)
     _check_outputs(out_dir, work, resume)
     dataset = _resolve_dataset(data, cfg)
-    structures = output_structures(cfg)
-    bconfig = bundle_config(cfg, structures=structures)
-    settings = parse_config(bconfig)
-    checkpoint = _load_checkpoint(work / CHECKPOINT) if resume and (work / CHECKPOINT).exists() else None
-    train_cases, val_cases = _restore_split(dataset, checkpoint) if checkpoint else split_cases(
-        dataset, cfg.validation.fraction, cfg.training.seed)
-    if checkpoint is not None:
-        _check_compatible(checkpoint, bconfig, work)
-    elif resume:
-        log.warning("no checkpoint in %s; starting a new run", work)
-
-    from monai.utils import set_determinism
-
-    set_determinism(seed=cfg.training.seed)
-    dev = select_device(device)
-    lookup = channel_lookup(structures, cfg.labels.scheme, cfg.labels.source_scheme)
-    spatial_dims = settings.spatial_dims
-    roi = tuple(cfg.sampling.roi_size)
-    log.info("training %s on %d cases, validating on %d (%s, %s)", cfg.name, len(train_cases),
-             len(val_cases), dataset.layout, dev)
-
-    prepare = [PrepareCased(settings, lookup, roi)]
-    if cfg.sampling.strategy == "pos_neg":
-        prepare.append(FgBgToIndicesd("label", fg_postfix="fg", bg_postfix="bg", output_shape=None))
-    cache = CacheDataset(case_dicts(train_cases), Compose(prepare), cache_rate=cfg.training.cache_rate,
-                         num_workers=1, progress=show_progress, copy_cache=False)
-    validation_data = [prepare_case(c, settings, lookup) for c in val_cases]
-    spacing = np.linalg.norm(validation_data[0].image.affine[:3, :3], axis=0)
-    catalog = load_catalog()
-    swap = swap_lookup(structures, {n: catalog.structure(n).counterpart for n in structures})
-    samples = _Samples(cache, _sample_transform(cfg, spatial_dims, spacing, swap), cfg.training.seed,
-                       cfg.training.batch_size)
-
-    per_epoch = math.ceil(len(train_cases) / cfg.training.batch_size)
-    total = cfg.training.max_iterations or cfg.training.max_epochs * per_epoch
-    interval = cfg.validation.interval_iterations or cfg.validation.interval_epochs * per_epoch
-
-    network = build_network(bconfig).to(dev)
-    if cfg.training.init_weights and checkpoint is None:
-        _init_from_bundle(network, cfg.training.init_weights)
-    optimizer = _optimizer(cfg, network)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
-    use_amp = cfg.training.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = _loss(cfg)
-    state = _State()
-    if checkpoint is not None:
-        state = _restore(checkpoint, network, optimizer, scheduler, scaler)
-    work.mkdir(parents=True, exist_ok=True)
-
-    def save() -> None:
-        _save_checkpoint(work / CHECKPOINT, {
-            "iteration": state.iteration, "network": network.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "best_weights": state.best_weights or {}, "best_dice": state.best_dice,
-            "best_iteration": state.best_iteration, "stale": state.stale, "elapsed_s": state.elapsed_s,
-            "history": state.history, "stopped_early": state.stopped_early,
-            "torch_rng": torch.get_rng_state(), "config": bconfig,
-            "train_cases": [c.name for c in train_cases], "validation_cases": [c.name for c in val_cases],
-        })
-
-    def run_validation(loss_sum: float, loss_n: int) -> None:
-        table = validate(network, validation_data, settings, dev)
-        network.train()
-        per_label = dice_summary(table)
-        mean = float(np.nanmean(per_label.to_numpy())) if per_label.notna().any() else 0.0
-        improved = mean > state.best_dice + cfg.validation.min_delta
-        if improved:
-            state.best_dice, state.best_iteration, state.stale = mean, state.iteration, 0
-            state.best_weights = {k: v.detach().to("cpu").clone() for k, v in network.state_dict().items()}
-        else:
-            state.stale += 1
-        row = {"iteration": state.iteration, "epoch": round(state.iteration / per_epoch, 3),
-               "elapsed_min": round(state.elapsed_s / 60.0, 3), "lr": float(scheduler.get_last_lr()[0]),
-               "train_loss": loss_sum / max(1, loss_n), "val_mean_dice": mean, "best": improved}
-        row.update({f"dice_{k}": float(v) for k, v in per_label.items()})
-        state.history.append(row)
-        history = pd.DataFrame(state.history)
-        write_table(history, work / LOG_FILE)
-        plot_learning_curve(history, work / CURVE_FILE, cfg.name)
-
-    network.train()
-    loader = torch.utils.data.DataLoader(
-        samples, batch_size=cfg.training.batch_size, sampler=_Keys(state.iteration, total,
-                                                                   cfg.training.batch_size),
-        collate_fn=_collate, num_workers=cfg.training.num_workers,
-    )
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=state.iteration, desc=f"training {cfg.name}", unit="it", file=sys.stderr,
-               disable=not show_progress or state.iteration >= total, dynamic_ncols=True, leave=False)
-    loss_sum, loss_n, started = 0.0, 0, time.monotonic() - state.elapsed_s
-    for batch in (loader if state.iteration < total and not state.stopped_early else ()):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-            logits = network(batch["image"].to(dev))
-            loss = loss_fn(logits.float(), batch["label"].to(dev))
-        scaler.scale(loss).backward()
-        if cfg.training.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.training.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        state.iteration += 1
-        state.elapsed_s = time.monotonic() - started
-        loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", dice=f"{max(state.best_dice, 0):.3f}", refresh=False)
-        validated = state.iteration % interval == 0 or state.iteration == total
-        if validated:
-            run_validation(loss_sum, loss_n)
-            loss_sum, loss_n = 0.0, 0
-            state.stopped_early = bool(cfg.validation.patience) and state.stale >= cfg.validation.patience
-        if validated or state.iteration % cfg.training.checkpoint_interval == 0:
-            save()
-        if state.stopped_early:
-            log.info("early stopping at iteration %d: no improvement in %d validations", state.iteration,
-                     state.stale)
-            break
-    bar.close()
-    if not state.history:  # resumed after the end without any validation on record
-        run_validation(0.0, 0)
-    save()
-    return _finish(cfg, bconfig, network, state, dataset, train_cases, val_cases, validation_data, settings,
-                   dev, out_dir, work, command, card_notes)
+    run = _setup(cfg, dataset, work, resume, device, show_progress)
+    _fit(run, show_progress)
+    if not run.state.history:  # resumed a finished run that never validated
+        _validation_step(run, float("nan"))
+    _save(run)
+    return _finish(run, dataset, out_dir, command, card_notes)
 
 
-def _finish(cfg: TrainConfig, bconfig: dict[str, Any], network: torch.nn.Module, state: _State,
-            dataset: Dataset, train_cases: Sequence[Case], val_cases: Sequence[Case],
-            validation_data: Sequence[PreparedCase], settings: Any, dev: torch.device, out_dir: Path,
-            work: Path, command: str | None, card_notes: str) -> TrainResult:
+def _finish(run: _Run, dataset: Dataset, out_dir: Path, command: str | None, card_notes: str) -> TrainResult:
     """Evaluate the kept weights (raw and postprocessed) and publish the bundle."""
-    if state.best_weights:
-        network.load_state_dict(state.best_weights)
-    raw = validate(network, validation_data, settings, dev)
-    post = validate(network, validation_data, settings, dev, postprocess=True)
+    st, cfg = run.state, run.cfg
+    if st.best_weights:
+        run.network.load_state_dict(st.best_weights)
+    raw = validate(run.network, run.validation_data, run.settings, run.device)
+    post = validate(run.network, run.validation_data, run.settings, run.device, postprocess=True)
     table = raw.assign(dice_post=post["dice"].to_numpy())
-    write_table(table, work / VALIDATION_FILE)
+    write_table(table, run.work / VALIDATION_FILE)
     dice_raw, dice_post = dice_summary(raw), dice_summary(post)
     record = {
         "config": cfg.name, "data": str(dataset.root), "layout": dataset.layout,
-        "n_train": len(train_cases), "n_validation": len(val_cases),
-        "validation_on_training_cases": list(val_cases) == list(train_cases),
-        "iterations": state.iteration, "best_iteration": state.best_iteration,
-        "stopped_early": state.stopped_early, "elapsed_min": round(state.elapsed_s / 60.0, 2),
-        "device": str(dev), "seed": cfg.training.seed, "command": command,
+        "n_train": len(run.train_cases), "n_validation": len(run.val_cases),
+        "validation_on_training_cases": run.val_cases == run.train_cases,
+        "iterations": st.iteration, "best_iteration": st.best_iteration,
+        "stopped_early": st.stopped_early, "elapsed_min": round(st.elapsed_s / 60.0, 2),
+        "device": str(run.device), "seed": cfg.training.seed, "command": command,
         "validation_dice": {k: round(float(v), 4) for k, v in dice_raw.items()},
         "validation_dice_post": {k: round(float(v), 4) for k, v in dice_post.items()},
         "validation_mean_dice": round(float(np.nanmean(dice_raw.to_numpy())), 4),
         "validation_mean_dice_post": round(float(np.nanmean(dice_post.to_numpy())), 4),
         "train_config": cfg.to_dict(), **_versions(),
     }
-    final = dict(bconfig, training=record)
+    final = dict(run.bconfig, training=record)
     card = model_card(final, record=record, dice_raw=dice_raw, dice_post=dice_post, command=command,
                       notes=card_notes)
-    extras = {name: work / name for name in (LOG_FILE, CURVE_FILE, VALIDATION_FILE)}
-    bundle = _publish_bundle(out_dir, network.to("cpu"), final, card, extras)
+    extras = {name: run.work / name for name in (LOG_FILE, CURVE_FILE, VALIDATION_FILE)}
+    bundle = _publish_bundle(out_dir, run.network.to("cpu"), final, card, extras)
     log.info("wrote %s: validation mean Dice %.3f (%.3f after postprocessing)", bundle,
              record["validation_mean_dice"], record["validation_mean_dice_post"])
-    return TrainResult(bundle, state.iteration, state.best_iteration, dice_raw, dice_post, table,
-                       pd.DataFrame(state.history), state.stopped_early, state.elapsed_s,
-                       tuple(c.name for c in train_cases), tuple(c.name for c in val_cases))
+    return TrainResult(bundle, st.iteration, st.best_iteration, dice_raw, dice_post, table,
+                       pd.DataFrame(st.history), st.stopped_early, st.elapsed_s,
+                       tuple(c.name for c in run.train_cases), tuple(c.name for c in run.val_cases))
 
 
 def _init_from_bundle(network: torch.nn.Module, path: str) -> None:
