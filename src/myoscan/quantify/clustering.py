@@ -18,7 +18,9 @@ results repeat; labels with more than ``cluster_max_voxels`` voxels are fitted o
 random subset and every voxel is then classified by the fitted model (a speed trade-off on
 big muscles; ``cluster_max_voxels=0`` fits on every voxel as MuscleMap does); and
 undefined % counts voxels in (muscle_max, fat_min), where MuscleMap's percentages count
-voxels equal to ``muscle_max`` as undefined but its volumes count them as muscle.
+voxels equal to ``muscle_max`` as undefined but its volumes count them as muscle. Fits run
+single-threaded: these are small 1D problems, and scikit-learn's OpenMP threads competing
+for shared cores slowed them a hundredfold.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def _fit_predict(values: np.ndarray, method: str, components: int, *, n_init: in
     """Cluster index of every value (scikit-learn, seeded)."""
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
     data = values.reshape(-1, 1)
     fit_data = data
@@ -49,8 +52,11 @@ def _fit_predict(values: np.ndarray, method: str, components: int, *, n_init: in
     else:
         model = GaussianMixture(n_components=components, covariance_type="full", init_params="kmeans",
                                 n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
-    model.fit(fit_data)
-    return model.predict(data)
+    with threadpool_limits(1):  # OpenMP threads on a busy machine made 1D fits ~100x slower
+        model.fit(fit_data)
+        if method == "kmeans" and fit_data is data:
+            return model.labels_  # MuscleMap uses the fit's own labels
+        return model.predict(data)
 
 
 def cluster_fat_pct(

@@ -74,8 +74,9 @@ class QuantifyConfig:
     ff_viable_below_pct : float
         Upper FF limit (exclusive) of the AMRA ``ff_mean_below50_pct`` average.
     fat_fraction_unit : {'auto', 'fraction', 'percent', 'permille'}
-        Unit of a fat-fraction map; ``auto`` reads values <= 1.5 as fractions, <= 150 as
-        percent and <= 1500 as per mille (Siemens stores FF x 10).
+        Unit of a fat-fraction map; ``auto`` looks at the top (99.9th percentile) of the whole
+        map, which holds fat near 100 %: <= 1.5 is a fraction, <= 150 percent, <= 1500 per
+        mille (Siemens stores FF x 10). Set the unit when the map has no fat in view.
     cluster_methods : tuple of {'gmm', 'kmeans'}
         Clustering methods for T1/T2-weighted images (MuscleMap ``mm_extract_metrics``).
     cluster_components : {2, 3}

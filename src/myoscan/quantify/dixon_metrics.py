@@ -32,7 +32,8 @@ __all__ = [
 
 #: Factor from a fat-fraction unit to percent.
 FF_UNIT_SCALE_TO_PCT = {"fraction": 100.0, "percent": 1.0, "permille": 0.1}
-#: ``auto`` unit: upper bound of the 99th percentile of labelled FF values for each unit.
+#: ``auto`` unit: upper bound of the 99.9th percentile of the map's values for each unit. A map
+#: nearly always holds fat (subcutaneous, marrow) near 100 %, so its top values reveal the unit.
 _AUTO_UNIT_LIMITS = (("fraction", 1.5), ("percent", 150.0), ("permille", 1500.0))
 
 
@@ -111,7 +112,8 @@ def fat_fraction_scale(sample: np.ndarray, unit: str, *, name: str = "<array>") 
     Parameters
     ----------
     sample : ndarray
-        Finite FF values inside the labels (a subsample is enough), used when ``unit='auto'``.
+        FF values of the map (a subsample of the whole image is enough; non-finite values are
+        ignored), used when ``unit='auto'``.
     unit : {'auto', 'fraction', 'percent', 'permille'}
         Unit of the map.
     name : str
@@ -128,9 +130,9 @@ def fat_fraction_scale(sample: np.ndarray, unit: str, *, name: str = "<array>") 
 
     Examples
     --------
-    >>> fat_fraction_scale(np.array([0.02, 0.1, 0.3]), "auto")
+    >>> fat_fraction_scale(np.array([0.02, 0.1, 0.95]), "auto")
     100.0
-    >>> fat_fraction_scale(np.array([4.0, 12.0]), "auto")
+    >>> fat_fraction_scale(np.array([4.0, 12.0, 96.0]), "auto")
     1.0
     """
     if unit != "auto":
@@ -138,12 +140,12 @@ def fat_fraction_scale(sample: np.ndarray, unit: str, *, name: str = "<array>") 
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 1.0
-    high = float(np.percentile(sample, 99))
+    high = float(np.percentile(sample, 99.9))
     for found, limit in _AUTO_UNIT_LIMITS:
         if high <= limit:
             return FF_UNIT_SCALE_TO_PCT[found]
     raise InputError(
-        f"{name}: cannot tell the fat-fraction unit (99th percentile inside the labels is {high:g}); "
+        f"{name}: cannot tell the fat-fraction unit (99.9th percentile of the map is {high:g}); "
         "pass --ff-unit fraction|percent|permille"
     )
 

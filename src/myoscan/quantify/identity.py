@@ -8,6 +8,7 @@ still reported, as ``label_<id>``, with a :class:`~myoscan.labels.LabelWarning`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import warnings
@@ -19,7 +20,7 @@ import pandas as pd
 from myoscan.errors import InputError
 from myoscan.labels import LabelWarning, Structure, load_catalog
 
-__all__ = ["IDENTITY_COLUMNS", "label_identity"]
+__all__ = ["IDENTITY_COLUMNS", "label_identity", "resolve_or_none"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,15 @@ def _row(label_id: int, structure: Structure | None, fallback: str, input_name: 
             "region": None, "group": None, "tissue": None, "input_name": input_name}
 
 
-def _resolve(name: str) -> Structure | None:
+@functools.lru_cache(maxsize=4096)
+def resolve_or_none(name: str) -> Structure | None:
+    """Catalog structure for a name in any known spelling, or None (cached: misses are slow).
+
+    Examples
+    --------
+    >>> resolve_or_none("hip_left").name, resolve_or_none("liver")
+    ('iliac_bone_left', None)
+    """
     try:
         return load_catalog().resolve(name)
     except InputError:
@@ -98,7 +107,7 @@ def label_identity(
             given = (names or {}).get(i)
             if given is None and names:
                 unknown.append(i)
-            rows.append(_row(i, _resolve(given) if given else None, given or f"label_{i}", given))
+            rows.append(_row(i, resolve_or_none(given) if given else None, given or f"label_{i}", given))
         where = "the names given with the segmentation"
     if unknown:
         warnings.warn(

@@ -252,12 +252,13 @@ def _check_finite(sums: Mapping[str, np.ndarray], row_ids: np.ndarray, files: Ma
 
 
 def _ff_scale(inputs: _Inputs, config: QuantifyConfig) -> float | None:
-    """Factor from the fat-fraction map's unit to percent (``auto``: judged on labelled voxels)."""
+    """Factor from the fat-fraction map's unit to percent (``auto``: judged on the whole map)."""
     if "ff" not in inputs.images:
         return None
-    every_other = (slice(None, None, 2),) * 3
-    sample = inputs.images["ff"][every_other][inputs.rows.rows[every_other] > 0]
-    return fat_fraction_scale(sample.astype(np.float64), config.fat_fraction_unit, name=inputs.files["ff"])
+    image = inputs.images["ff"]
+    step = max(1, round((image.size / 1e6) ** (1 / 3)))  # about a million voxels are plenty
+    sample = image[::step, ::step, ::step].astype(np.float64).ravel()
+    return fat_fraction_scale(sample, config.fat_fraction_unit, name=inputs.files["ff"])
 
 
 def _channels(inputs: _Inputs, config: QuantifyConfig, ff_scale: float | None

@@ -105,26 +105,20 @@ def slab_from_world_z(
 
 def _matching_ids(names: Mapping[int, str], pattern: str) -> list[int]:
     """Label ids whose name (or catalog name/alias) matches a glob pattern, case-insensitively."""
-    from myoscan.labels import load_catalog
+    wanted = _spellings(pattern)
+    return [int(label_id) for label_id, name in names.items()
+            if any(fnmatch.fnmatchcase(s, w) for s in _spellings(name) for w in wanted)]
 
-    catalog = load_catalog()
-    wanted = {pattern.lower()}
-    try:
-        structure = catalog.resolve(pattern)
-        wanted |= {structure.name.lower(), *(a.lower() for a in structure.aliases)}
-    except InputError:
-        pass
-    hits = []
-    for label_id, name in names.items():
-        spellings = {name.lower()}
-        try:
-            structure = catalog.resolve(name)
-            spellings |= {structure.name.lower(), *(a.lower() for a in structure.aliases)}
-        except InputError:
-            pass
-        if any(fnmatch.fnmatchcase(s, w) for s in spellings for w in wanted):
-            hits.append(int(label_id))
-    return hits
+
+def _spellings(name: str) -> set[str]:
+    """Lower-case name plus the catalog name and aliases of the structure it denotes."""
+    from myoscan.quantify.identity import resolve_or_none
+
+    structure = resolve_or_none(name)
+    found = {name.lower()}
+    if structure is not None:
+        found |= {structure.name.lower(), *(a.lower() for a in structure.aliases)}
+    return found
 
 
 def landmark_z_mm(landmarks: Volume, names: Mapping[int, str], spec: str) -> float:
