@@ -111,7 +111,10 @@ def _find_segmentations(dataset: Path, exclude: Path | None) -> dict[tuple[str, 
 
 
 def discover(
-    dataset: PathLike, *, subjects: list[str] | None = None, exclude: PathLike | None = None,
+    dataset: PathLike,
+    *,
+    subjects: list[str] | None = None,
+    exclude: PathLike | None = None,
 ) -> list[Case]:
     """List the cases of a BIDS dataset with their input images.
 

@@ -12,7 +12,7 @@ import json
 import platform
 import socket
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +46,25 @@ def file_sha256(path: PathLike) -> str:
 def fingerprint(inputs: Mapping[str, str], parameters: Mapping[str, Any]) -> str:
     """One hash over input hashes, parameters and the myoscan version."""
     payload = json.dumps(
-        {"inputs": dict(sorted(inputs.items())), "parameters": to_jsonable(parameters), "version": __version__},
+        {
+            "inputs": dict(sorted(inputs.items())),
+            "parameters": to_jsonable(parameters),
+            "version": __version__,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def make_record(
-    *, inputs: Mapping[str, str], parameters: Mapping[str, Any], outputs: list[str],
-    started: datetime, finished: datetime, model_sha256: str | None, dataset: str | None = None,
+    *,
+    inputs: Mapping[str, str],
+    parameters: Mapping[str, Any],
+    outputs: list[str],
+    started: datetime,
+    finished: datetime,
+    model_sha256: str | None,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Build the provenance dictionary written next to a subject's derivatives."""
     import numpy
@@ -67,8 +77,8 @@ def make_record(
         "inputs_sha256": dict(sorted(inputs.items())),
         "parameters": to_jsonable(parameters),
         "outputs": sorted(outputs),
-        "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
-        "finished": finished.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "started": started.astimezone(UTC).isoformat(timespec="seconds"),
+        "finished": finished.astimezone(UTC).isoformat(timespec="seconds"),
         "seconds": round((finished - started).total_seconds(), 3),
         "host": socket.gethostname(),
         "python": platform.python_version(),
@@ -85,12 +95,12 @@ def read_record(path: PathLike) -> dict[str, Any] | None:
 
 
 def matches(record: Mapping[str, Any] | None, expected_fingerprint: str, folder: PathLike) -> bool:
-    """True if ``record`` has ``expected_fingerprint`` and all its outputs exist in ``folder``."""
+    """Return True if ``record`` has ``expected_fingerprint`` and all its outputs exist in ``folder``."""
     if not record or record.get("fingerprint") != expected_fingerprint:
         return False
     return all((Path(folder) / name).is_file() for name in record.get("outputs", []))
 
 
 def now() -> datetime:
-    """Current time, timezone-aware (UTC)."""
-    return datetime.now(timezone.utc)
+    """Return the current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)

@@ -61,14 +61,22 @@ class RunConfig:
         if unknown:
             raise InputError(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
         if "segment" in self.steps and not self.model:
-            raise InputError("the segment step needs a model: pass --model BUNDLE (see `myoscan models list`)")
+            raise InputError(
+                "the segment step needs a model: pass --model BUNDLE (see `myoscan models list`)"
+            )
         if self.workers < 1 or self.threads_per_worker < 1:
-            raise InputError(f"workers and threads must be >= 1, got {self.workers} and {self.threads_per_worker}")
+            raise InputError(
+                f"workers and threads must be >= 1, got {self.workers} and {self.threads_per_worker}"
+            )
 
     def parameters(self) -> dict[str, Any]:
-        """Settings that change the outputs (entered into the provenance fingerprint)."""
-        return {"steps": list(self.steps), "model": self.model, "scheme": self.scheme,
-                "erode_iterations": self.erode_iterations}
+        """Return the settings that change the outputs (entered into the provenance fingerprint)."""
+        return {
+            "steps": list(self.steps),
+            "model": self.model,
+            "scheme": self.scheme,
+            "erode_iterations": self.erode_iterations,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,13 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
     """
     started = provenance.now()
     clock = time.perf_counter()
-    context = CaseContext(case=case, dataset=Path(dataset), out_dir=Path(out_root) / case.relative_dir,
-                          config=config)
+    context = CaseContext(
+        case=case, dataset=Path(dataset), out_dir=Path(out_root) / case.relative_dir, config=config
+    )
     step = "hash inputs"
     try:
         _set_threads(config.threads_per_worker)
+        _remove_stale_temporaries(context.out_dir)
         inputs = context.input_hashes()
         expected = provenance.fingerprint(inputs, context.fingerprint_parameters())
         record_path = context.out_dir / f"{case.key}_provenance.json"
@@ -153,31 +163,59 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
             STEPS[step](context)
         step = "provenance"
         record = provenance.make_record(
-            inputs=inputs, parameters=context.fingerprint_parameters(), outputs=context.outputs,
-            started=started, finished=provenance.now(), model_sha256=context.model_sha256, dataset=dataset,
+            inputs=inputs,
+            parameters=context.fingerprint_parameters(),
+            outputs=context.outputs,
+            started=started,
+            finished=provenance.now(),
+            model_sha256=context.model_sha256,
+            dataset=dataset,
         )
         write_json(record, record_path)
     except Exception as exc:  # one subject's failure is recorded, never propagated
         message = str(exc) if isinstance(exc, (InputError, StepError)) else f"{type(exc).__name__}: {exc}"
         log.debug("case %s failed at %s:\n%s", case.key, step, traceback.format_exc())
-        return CaseResult(case.subject, case.session, "failed", step, message.splitlines()[0] if message else "",
-                          time.perf_counter() - clock)
+        return CaseResult(
+            case.subject,
+            case.session,
+            "failed",
+            step,
+            message.splitlines()[0] if message else "",
+            time.perf_counter() - clock,
+        )
     return CaseResult(case.subject, case.session, "done", seconds=time.perf_counter() - clock)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files left by a run that was killed while writing this case.
+
+    Only one task handles a case at a time, so any temporary file in its folder is stale.
+    """
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
 
 
 @contextmanager
 def dask_client(config: RunConfig) -> Iterator[Any]:
-    """A Dask client: to ``config.scheduler`` if given, else to a new LocalCluster."""
+    """Yield a Dask client: to ``config.scheduler`` if given, else to a new LocalCluster."""
     from distributed import Client, LocalCluster
 
     if config.scheduler:
         with Client(config.scheduler) as client:
             yield client
         return
-    with LocalCluster(
-        n_workers=config.workers, threads_per_worker=config.threads_per_worker, processes=True,
-        memory_limit=config.memory_limit, dashboard_address=None, silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=config.workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=True,
+            memory_limit=config.memory_limit,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -185,25 +223,38 @@ def _dataset_description(out_dir: Path, dataset: Path) -> None:
     path = out_dir / "dataset_description.json"
     if path.is_file():
         return
-    write_json({
-        "Name": f"myoscan derivatives of {dataset.name}",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": PIPELINE_NAME, "Version": __version__,
-                         "CodeURL": "https://github.com/myoscan/myoscan"}],
-    }, path)
+    write_json(
+        {
+            "Name": f"myoscan derivatives of {dataset.name}",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [
+                {
+                    "Name": PIPELINE_NAME,
+                    "Version": __version__,
+                    "CodeURL": "https://github.com/myoscan/myoscan",
+                }
+            ],
+        },
+        path,
+    )
 
 
 def _errors_table(results: list[CaseResult]) -> pd.DataFrame:
     failed = [r for r in results if r.status == "failed"]
-    return pd.DataFrame([asdict(r) for r in failed],
-                        columns=["subject", "session", "status", "step", "message", "seconds"]).drop(
-        columns=["status"])
+    return pd.DataFrame(
+        [asdict(r) for r in failed], columns=["subject", "session", "status", "step", "message", "seconds"]
+    ).drop(columns=["status"])
 
 
 def run_pipeline(
-    dataset: PathLike, out_dir: PathLike, config: RunConfig, *, subjects: list[str] | None = None,
-    show_progress: bool = True, on_result: Callable[[CaseResult], None] | None = None,
+    dataset: PathLike,
+    out_dir: PathLike,
+    config: RunConfig,
+    *,
+    subjects: list[str] | None = None,
+    show_progress: bool = True,
+    on_result: Callable[[CaseResult], None] | None = None,
 ) -> RunSummary:
     """Process every case of a BIDS dataset on a Dask cluster.
 
@@ -236,15 +287,19 @@ def run_pipeline(
     results: list[CaseResult] = []
     clock = time.perf_counter()
     with dask_client(config) as client:
-        futures = {client.submit(process_case, case, config, str(root), str(out), pure=False): case
-                   for case in cases}
-        for future in progress(as_completed(futures), total=len(futures), desc="subjects", unit="subj",
-                               enabled=show_progress):
+        futures = {
+            client.submit(process_case, case, config, str(root), str(out), pure=False): case for case in cases
+        }
+        for future in progress(
+            as_completed(futures), total=len(futures), desc="subjects", unit="subj", enabled=show_progress
+        ):
             case = futures[future]
             try:
                 result = future.result()
             except Exception as exc:  # the worker died (KilledWorker, memory limit ...)
-                result = CaseResult(case.subject, case.session, "failed", "worker", f"{type(exc).__name__}: {exc}")
+                result = CaseResult(
+                    case.subject, case.session, "failed", "worker", f"{type(exc).__name__}: {exc}"
+                )
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -252,7 +307,9 @@ def run_pipeline(
     write_table(_errors_table(results), out / "errors.tsv")
     collect_cohort(out, read_participants(root))
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    return RunSummary(tuple(sorted(results, key=lambda r: (r.subject, r.session or ""))), seconds, out, counts)
+    return RunSummary(
+        tuple(sorted(results, key=lambda r: (r.subject, r.session or ""))), seconds, out, counts
+    )
 
 
 def _subject_tables(out_dir: Path, suffix: str) -> pd.DataFrame | None:

@@ -158,8 +158,10 @@ def step_segment(ctx: CaseContext) -> None:
     contrasts = list(bundle.config["inputs"]["contrasts"])
     missing = [c for c in contrasts if c not in ctx.images]
     if missing:
-        raise StepError(f"segment: model {bundle.name} needs {', '.join(contrasts)}; "
-                        f"{ctx.case.key} lacks {', '.join(missing)}")
+        raise StepError(
+            f"segment: model {bundle.name} needs {', '.join(contrasts)}; "
+            f"{ctx.case.key} lacks {', '.join(missing)}"
+        )
     seg, sidecar = predict_files(bundle, [ctx.images[c] for c in contrasts], device=ctx.config.device)
     ctx.segmentation = ctx.wrote(write_volume(seg, ctx.path("dseg.nii.gz")))
     ctx.wrote(write_json(sidecar, ctx.path("dseg.json")))
@@ -170,14 +172,23 @@ def step_quantify(ctx: CaseContext) -> None:
     from myoscan.quantify import QuantifyConfig, quantify, regional_indices
 
     if ctx.segmentation is None:
-        raise StepError(f"quantify: {ctx.case.key} has no segmentation; add the segment step "
-                        "or put *_dseg.nii.gz under the dataset's derivatives/")
+        raise StepError(
+            f"quantify: {ctx.case.key} has no segmentation; add the segment step "
+            "or put *_dseg.nii.gz under the dataset's derivatives/"
+        )
     labels = read_volume(ctx.segmentation)
     images = {c: read_volume(p) for c, p in ctx.images.items() if c in ("water", "fat", "fatfrac", "ct")}
     config = QuantifyConfig(erosion_iterations=ctx.config.erode_iterations)
-    table = quantify(labels, water=images.get("water"), fat=images.get("fat"),
-                     fat_fraction=images.get("fatfrac"), ct=images.get("ct"),
-                     scheme=ctx.config.scheme or _scheme_of(ctx.segmentation), config=config, progress=False)
+    table = quantify(
+        labels,
+        water=images.get("water"),
+        fat=images.get("fat"),
+        fat_fraction=images.get("fatfrac"),
+        ct=images.get("ct"),
+        scheme=ctx.config.scheme or _scheme_of(ctx.segmentation),
+        config=config,
+        progress=False,
+    )
     ctx.wrote(write_table(table, ctx.path("metrics.tsv")))
     indices = regional_indices(table, height_m=ctx.height_m(), config=config)
     ctx.wrote(write_table(indices, ctx.path("indices.tsv")))

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from myoscan.cli import main
+from myoscan.io import Volume, read_volume, write_volume
+from myoscan.pipeline import RunConfig, discover, run_pipeline
+from myoscan.pipeline.bids import parse_bids_name
+from myoscan.quantify import quantify
+
+AFFINE = np.diag([0.8, 0.8, 4.0, 1.0])
+
+
+def make_subject(root: Path, subject: str, rng: np.random.Generator, shape=(40, 32, 8)) -> None:
+    """Water/fat images and a 4-label leg segmentation with subject-specific sizes and fat."""
+    labels = np.zeros(shape, np.uint8)
+    width = int(rng.integers(6, 10))
+    labels[2 : 2 + width, 4:20, 1:7] = 7  # soleus_left
+    labels[20 : 20 + width, 4:20, 1:7] = 8  # soleus_right
+    labels[4:12, 22:30, 2:6] = 1  # anterior compartment left
+    labels[24:32, 22:30, 2:6] = 2  # anterior compartment right
+    ff = np.where(labels > 0, rng.uniform(0.03, 0.2), 0.9)
+    signal_ = rng.uniform(400, 600, size=shape)
+    water = (signal_ * (1 - ff)).astype(np.float32)
+    fat = (signal_ * ff).astype(np.float32)
+    anat = root / subject / "anat"
+    write_volume(Volume(water, AFFINE), anat / f"{subject}_water.nii.gz")
+    write_volume(Volume(fat, AFFINE), anat / f"{subject}_fat.nii.gz")
+    seg_dir = root / "derivatives" / "manual" / subject / "anat"
+    write_volume(Volume(labels, AFFINE), seg_dir / f"{subject}_dseg.nii.gz")
+
+
+@pytest.fixture()
+def dataset(tmp_path) -> Path:
+    root = tmp_path / "bids"
+    rng = np.random.default_rng(7)
+    subjects = [f"sub-{i:02d}" for i in range(1, 7)]
+    for subject in subjects:
+        make_subject(root, subject, rng)
+    pd.DataFrame(
+        {
+            "participant_id": subjects,
+            "age": [34, 45, 52, 61, 70, 28],
+            "sex": ["F", "M", "F", "M", "F", "M"],
+            "height_cm": [165, 180, 160, 175, 158, 183],
+        }
+    ).to_csv(root / "participants.tsv", sep="\t", index=False)
+    return root
+
+
+def test_parse_bids_name():
+    assert parse_bids_name("sub-01_ses-a_chunk-2_fat.nii.gz") == (
+        {"sub": "01", "ses": "a", "chunk": "2"},
+        "fat",
+    )
+    assert parse_bids_name("notes.txt") is None
+    assert parse_bids_name("ses-1_water.nii.gz") is None
+
+
+def test_discover_finds_contrasts_and_existing_segmentations(dataset):
+    cases = discover(dataset)
+    assert [c.subject for c in cases] == [f"sub-{i:02d}" for i in range(1, 7)]
+    assert set(cases[0].images) == {"water", "fat"}
+    assert cases[0].segmentation.name == "sub-01_dseg.nii.gz"
+    assert [c.subject for c in discover(dataset, subjects=["02", "sub-03"])] == ["sub-02", "sub-03"]
+
+
+def test_quantify_run_matches_direct_quantify_and_is_resumable(dataset, tmp_path):
+    out = tmp_path / "deriv1"
+    summary = run_pipeline(dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False)
+    assert summary.counts == {"done": 6, "skipped": 0, "failed": 0}
+    cohort = pd.read_csv(out / "cohort_metrics.csv")
+    assert len(cohort) == 6 * 4  # one row per subject and label
+    assert {"age", "sex", "height_cm"} <= set(cohort.columns)
+    # Values equal a direct call of the quantify API on the same files.
+    anat = dataset / "sub-03" / "anat"
+    direct = quantify(
+        read_volume(dataset / "derivatives/manual/sub-03/anat/sub-03_dseg.nii.gz"),
+        water=read_volume(anat / "sub-03_water.nii.gz"),
+        fat=read_volume(anat / "sub-03_fat.nii.gz"),
+        scheme="leg",
+    )
+    mine = cohort[cohort.subject == "sub-03"].set_index("name").loc[direct["name"]]
+    np.testing.assert_allclose(mine["volume_ml"], direct["volume_ml"])
+    np.testing.assert_allclose(mine["imf_pct"], direct["imf_pct"])
+    indices = pd.read_csv(out / "cohort_indices.csv")
+    assert len(indices) == 6
+    provenance = (out / "sub-03" / "anat" / "sub-03_provenance.json").read_text()
+    assert "inputs_sha256" in provenance and "Phantom" not in provenance
+    again = run_pipeline(dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False)
+    assert again.counts == {"done": 0, "skipped": 6, "failed": 0}
+    changed = run_pipeline(
+        dataset, out, RunConfig(steps=("quantify",), scheme="leg", erode_iterations=0), show_progress=False
+    )
+    assert changed.counts["done"] == 6  # a parameter change invalidates the provenance
+
+
+def test_one_and_two_workers_give_identical_outputs(dataset, tmp_path):
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    run_pipeline(dataset, one, RunConfig(scheme="leg", workers=1), show_progress=False)
+    run_pipeline(dataset, two, RunConfig(scheme="leg", workers=2), show_progress=False)
+    for name in ("cohort_metrics.csv", "cohort_indices.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(one / name), pd.read_csv(two / name))
+    files_one = sorted(p.relative_to(one) for p in one.rglob("*_metrics.tsv"))
+    assert files_one == sorted(p.relative_to(two) for p in two.rglob("*_metrics.tsv"))
+    for rel in files_one:
+        assert (one / rel).read_bytes() == (two / rel).read_bytes()
+
+
+def test_corrupt_subject_is_recorded_and_others_finish(dataset, tmp_path, capsys):
+    bad = dataset / "sub-04" / "anat" / "sub-04_water.nii.gz"
+    bad.write_bytes(bad.read_bytes()[:100])
+    out = tmp_path / "deriv"
+    code = main(["run", str(dataset), "-o", str(out), "--scheme", "leg", "--workers", "2", "--quiet"])
+    assert code == 1
+    errors = pd.read_csv(out / "errors.tsv", sep="\t")
+    assert errors["subject"].tolist() == ["sub-04"]
+    assert errors["step"].iloc[0] == "quantify"
+    assert "sub-04_water.nii.gz" in errors["message"].iloc[0]
+    assert sorted(pd.read_csv(out / "cohort_metrics.csv")["subject"].unique()) == [
+        "sub-01",
+        "sub-02",
+        "sub-03",
+        "sub-05",
+        "sub-06",
+    ]
+    assert "1 failed" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(dataset, tmp_path):
+    assert main(["run", str(dataset), "-o", str(tmp_path / "x"), "--steps", "quantify,colour"]) == 2
+    assert main(["run", str(dataset), "-o", str(tmp_path / "x"), "--steps", "segment"]) == 2
+    assert main(["run", str(tmp_path / "nothing"), "-o", str(tmp_path / "x")]) == 2
+
+
+def test_killed_run_resumes_with_one_row_per_subject_and_no_partial_files(tmp_path):
+    root = tmp_path / "bids"
+    rng = np.random.default_rng(3)
+    subjects = [f"sub-{i:02d}" for i in range(1, 13)]
+    for subject in subjects:
+        make_subject(root, subject, rng, shape=(96, 80, 24))
+    out = tmp_path / "deriv"
+    command = [
+        sys.executable,
+        "-m",
+        "myoscan",
+        "run",
+        str(root),
+        "-o",
+        str(out),
+        "--scheme",
+        "leg",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    process = subprocess.Popen(command, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.rglob("*_provenance.json"))) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the runner and its Dask workers, mid-run
+    process.wait()
+    finished_before = len(list(out.rglob("*_provenance.json")))
+    assert 3 <= finished_before < 12, "the kill should land mid-run"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"{finished_before} skipped" in result.stderr
+    cohort = pd.read_csv(out / "cohort_metrics.csv")
+    assert sorted(cohort["subject"].unique()) == subjects
+    assert cohort.groupby(["subject", "name"]).size().eq(1).all()
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    for tsv in out.rglob("*_metrics.tsv"):
+        assert len(pd.read_csv(tsv, sep="\t")) == 4
