@@ -181,11 +181,12 @@ def test_erosion_equals_scipy_binary_erosion_per_label(iterations, border_value)
 
 def test_dixon_values_are_never_truncated_and_int_inputs_work():
     lab = np.ones((2, 2, 2), np.uint8)
+    no_erosion = QuantifyConfig(erosion_iterations=0)
     small = quantify(vol(lab), fat=vol(np.full(lab.shape, 0.25, np.float32)),
-                     water=vol(np.full(lab.shape, 0.75, np.float32)), config=QuantifyConfig(erosion_iterations=0))
+                     water=vol(np.full(lab.shape, 0.75, np.float32)), config=no_erosion)
     assert row(small, 1)["imf_pct"] == pytest.approx(25.0)  # int truncation would give 0/0
     ints = quantify(vol(lab), fat=vol(np.full(lab.shape, 300, np.int16)),
-                    water=vol(np.full(lab.shape, 32000, np.int16)), config=QuantifyConfig(erosion_iterations=0))
+                    water=vol(np.full(lab.shape, 32000, np.int16)), config=no_erosion)
     assert row(ints, 1)["imf_pct"] == pytest.approx(100 * 300 / 32300)  # int16 sum would overflow
 
 
@@ -204,7 +205,8 @@ def test_fat_fraction_map_mean_median_and_amra_below_50(factor, unit):
     lab[0, :, :2] = 1
     ff = np.full(lab.shape, 0.95)  # subcutaneous fat outside the label tells the unit
     ff[0, :, :2] = [[0.1, 0.2], [0.6, 0.9]]
-    t = row(quantify(vol(lab), fat_fraction=vol(ff * factor), config=QuantifyConfig(fat_fraction_unit=unit)), 1)
+    config = QuantifyConfig(fat_fraction_unit=unit)
+    t = row(quantify(vol(lab), fat_fraction=vol(ff * factor), config=config), 1)
     assert t["ff_mean_pct"] == pytest.approx(45.0)
     assert t["ff_median_pct"] == pytest.approx(40.0)
     assert t["ff_mean_below50_pct"] == pytest.approx(15.0)  # mean of 10 % and 20 %

@@ -104,7 +104,8 @@ def test_quantify_clusters_each_label_of_an_image():
     rng = np.random.default_rng(4)
     lab = np.zeros((10, 10, 20), np.uint8)
     lab[:, :, :10], lab[:, :, 10:] = 1, 2
-    image = np.where(rng.random(lab.shape) < 0.3, rng.normal(400, 10, lab.shape), rng.normal(100, 5, lab.shape))
+    fat = rng.random(lab.shape) < 0.3
+    image = np.where(fat, rng.normal(400, 10, lab.shape), rng.normal(100, 5, lab.shape))
     image[:, :, 10:] = np.where(rng.random((10, 10, 10)) < 0.1, 400.0, 100.0)  # exactly 10 % fat
     table = quantify(vol(lab), image=vol(image)).set_index("label_id")
     for method in ("gmm", "kmeans"):
@@ -264,9 +265,10 @@ def test_regional_indices_from_a_quantified_thigh_scheme():
 
 def test_config_from_toml_and_json(tmp_path):
     toml = tmp_path / "q.toml"
-    toml.write_text('[quantify]\nerosion_iterations = 2\nct_muscle_hu = [-30, 100]\ncluster_methods = ["kmeans"]\n')
-    config = QuantifyConfig.from_file(toml, cluster_components=3)
-    assert (config.erosion_iterations, config.ct_muscle_hu, config.cluster_methods, config.cluster_components) == (
+    toml.write_text('[quantify]\nerosion_iterations = 2\nct_muscle_hu = [-30, 100]\n'
+                    'cluster_methods = ["kmeans"]\n')
+    c = QuantifyConfig.from_file(toml, cluster_components=3)
+    assert (c.erosion_iterations, c.ct_muscle_hu, c.cluster_methods, c.cluster_components) == (
         2, (-30.0, 100.0), ("kmeans",), 3)
     js = tmp_path / "q.json"
     js.write_text(json.dumps({"seed": 7}))

@@ -1,0 +1,157 @@
+"""``myoscan quantify`` in-process through ``main``: outputs, options and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from myoscan.cli import main
+from myoscan.io import Volume, read_mask_folder, read_volume, write_volume
+from myoscan.quantify import quantify
+
+SPACING = (0.8, 0.8, 3.0)
+
+
+@pytest.fixture
+def dixon_files(tmp_path):
+    """Leg-scheme soleus_left (7) and gastrocnemius_left (9) with known fat, on a 0.8x0.8x3 mm grid."""
+    affine = np.diag([*SPACING, 1.0])
+    lab = np.zeros((10, 8, 6), np.uint8)
+    lab[1:6, 1:6, 1:5] = 7
+    lab[6:9, 1:7, 1:5] = 9  # touches the soleus
+    fat = np.where(lab > 0, 20.0, 0.0).astype(np.float32)
+    water = np.where(lab > 0, 80.0, 0.0).astype(np.float32)
+    paths = {}
+    for name, array in (("seg.nii.gz", lab), ("seg.nrrd", lab), ("fat.nii.gz", fat), ("water.nii.gz", water)):
+        paths[name] = write_volume(Volume(array, affine), tmp_path / name)
+    return paths
+
+
+def run_cli(*args: object) -> int:
+    return main(["quantify", *map(str, args)])
+
+
+@pytest.mark.parametrize("seg", ["seg.nii.gz", "seg.nrrd"])
+def test_dixon_run_writes_the_tidy_table(dixon_files, tmp_path, seg):
+    out = tmp_path / "out.csv"
+    code = run_cli("--seg", dixon_files[seg], "--water", dixon_files["water.nii.gz"], "--fat",
+                   dixon_files["fat.nii.gz"], "--scheme", "leg", "-o", out, "-q")
+    assert code == 0
+    table = pd.read_csv(out).set_index("name")
+    assert table.loc["soleus_left", "n_voxels"] == 100
+    assert table.loc["soleus_left", "volume_ml"] == pytest.approx(100 * 0.8 * 0.8 * 3 / 1000)
+    assert table.loc["soleus_left", "n_voxels_eroded"] == 3 * 3 * 2
+    assert table.loc["soleus_left", "imf_pct"] == pytest.approx(20.0)
+    assert table.loc["gastrocnemius_left", "n_voxels_eroded"] == 1 * 4 * 2
+    assert table.loc["gastrocnemius_left", "voxelwise_ff_mean_pct"] == pytest.approx(20.0)
+    assert list(table.columns[:5]) == ["label_id", "side", "region", "group", "tissue"]
+
+
+def test_all_outputs_and_options(dixon_files, tmp_path):
+    out, js, per_slice, indices = (tmp_path / n for n in ("t.csv", "t.json", "s.csv", "i.csv"))
+    code = run_cli("--seg", dixon_files["seg.nii.gz"], "--water", dixon_files["water.nii.gz"], "--fat",
+                   dixon_files["fat.nii.gz"], "--scheme", "leg", "--erode", "0", "--csa-slice", "2",
+                   "--slab-slices", "1:4", "--height-m", "1.7", "-o", out, "--json", js, "--per-slice",
+                   per_slice, "--indices", indices, "-q")
+    assert code == 0
+    table = pd.read_csv(out).set_index("name")
+    assert table.loc["soleus_left", "n_voxels"] == 75  # slices 1-3 only
+    assert table.loc["soleus_left", "n_voxels_eroded"] == 75  # --erode 0
+    assert table.loc["soleus_left", "csa_cm2_at_slice"] == pytest.approx(25 * 0.64 / 100)
+    slices = pd.read_csv(per_slice)
+    assert sorted(slices["slice_index"].unique()) == [1, 2, 3]
+    wide = pd.read_csv(indices)
+    assert wide.loc[0, "tmv_cm3"] == pytest.approx(table["volume_ml"].sum())
+    assert wide.loc[0, "tvi_cm3_m2"] == pytest.approx(table["volume_ml"].sum() / 1.7**2)
+    data = json.loads(js.read_text())
+    assert data["slab"] == {"start": 1, "stop": 4}
+    assert data["config"]["erosion_iterations"] == 0
+    assert {row["name"] for row in data["labels"]} == {"soleus_left", "gastrocnemius_left"}
+    assert data["regional_indices"]["pa_ratio"] is None  # NaN becomes null
+
+
+def test_mask_folder_and_ct_match_the_api(totalseg_dir, tmp_path):
+    out = tmp_path / "ts.csv"
+    code = run_cli("--seg", totalseg_dir / "example_seg_fast", "--ct", totalseg_dir / "example_ct_sm.nii.gz",
+                   "--slab-preset", "abdominal-cavity", "--landmarks", totalseg_dir / "example_seg_fast",
+                   "-o", out, "-q")
+    assert code == 2  # the small CT holds no L5: a one-line error, no table
+    assert not out.exists()
+    assert run_cli("--seg", totalseg_dir / "example_seg_fast", "--ct", totalseg_dir / "example_ct_sm.nii.gz",
+                   "-o", out, "-q") == 0
+    labels, names = read_mask_folder(totalseg_dir / "example_seg_fast")
+    expected = quantify(labels, ct=read_volume(totalseg_dir / "example_ct_sm.nii.gz"), names=names)
+    written = pd.read_csv(out)
+    np.testing.assert_allclose(written["mean_hu"], expected["mean_hu"])
+    assert written["name"].tolist() == expected["name"].tolist()
+
+
+def test_landmark_slab_between_structures(totalseg_dir, tmp_path):
+    out = tmp_path / "slab.csv"
+    code = run_cli("--seg", totalseg_dir / "example_seg_fast", "--ct", totalseg_dir / "example_ct_sm.nii.gz",
+                   "--slab-between", "lung_*@bottom", "vertebrae_L2@bottom", "-o", out, "-q")
+    assert code == 0
+    full = pd.read_csv(tmp_path / "slab.csv").set_index("input_name")
+    assert full.loc["autochthon_left", "n_voxels"] < 7013  # fewer than over all slices
+
+
+def test_quiet_shows_no_progress(dixon_files, tmp_path, capsys):
+    run_cli("--seg", dixon_files["seg.nii.gz"], "--water", dixon_files["water.nii.gz"], "--fat",
+            dixon_files["fat.nii.gz"], "-o", tmp_path / "q.csv", "--quiet")
+    assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("myoscan quantify: error:") and "\n" not in err
+    return err
+
+
+def test_corrupt_file_exits_2_without_output(dixon_files, tmp_path, capsys):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti file")
+    out = tmp_path / "out.csv"
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--ct", bad, "-o", out) == 2
+    assert "broken.nii.gz" in one_line_error(capsys)
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []
+
+
+def test_grid_mismatch_exits_2_naming_both_files(dixon_files, tmp_path, capsys):
+    other = write_volume(Volume(np.zeros((10, 8, 6), np.float32), np.diag([1.0, 1.0, 3.0, 1.0])),
+                         tmp_path / "ct.nii.gz")
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--ct", other, "-o", tmp_path / "o.csv") == 2
+    err = one_line_error(capsys)
+    assert "seg.nii.gz" in err and "ct.nii.gz" in err and "spacing" in err
+
+
+def test_four_d_image_exits_2(dixon_files, tmp_path, capsys):
+    four_d = write_volume(Volume(np.zeros((10, 8, 6, 2), np.float32), np.diag([*SPACING, 1.0])),
+                          tmp_path / "4d.nii.gz")
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--ct", four_d, "-o", tmp_path / "o.csv") == 2
+    assert "4D" in one_line_error(capsys)
+
+
+def test_water_without_fat_and_missing_file_exit_2(dixon_files, tmp_path, capsys):
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--water", dixon_files["water.nii.gz"],
+                   "-o", tmp_path / "o.csv") == 2
+    assert "--fat" in one_line_error(capsys)
+    assert run_cli("--seg", tmp_path / "missing.nii.gz", "-o", tmp_path / "o.csv") == 2
+    assert "missing.nii.gz" in capsys.readouterr().err
+
+
+def test_empty_segmentation_exits_2(tmp_path, capsys):
+    empty = write_volume(Volume(np.zeros((3, 3, 3), np.uint8), np.eye(4)), tmp_path / "empty.nii.gz")
+    assert run_cli("--seg", empty, "-o", tmp_path / "o.csv", "-q") == 2
+    assert "no labelled voxels" in one_line_error(capsys)
+
+
+def test_two_slab_options_are_refused(dixon_files, tmp_path, capsys):
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--slab-slices", "1:3", "--slab-z=0:5",
+                   "-o", tmp_path / "o.csv") == 2
+    assert "one slab option" in one_line_error(capsys)
