@@ -123,7 +123,7 @@ def work_dir_of(out_dir: PathLike) -> Path:
 def lr_factor(config: TrainConfig, total: int) -> Callable[[int], float]:
     """Learning-rate multiplier of iteration ``i`` (0-based) for the configured schedule."""
     t = config.training
-    milestones = [m * total for m in t.milestones]
+    milestones = [round(m * total) for m in t.milestones]
 
     def factor(i: int) -> float:
         warm = min(1.0, (i + 1) / t.warmup_iterations) if t.warmup_iterations else 1.0

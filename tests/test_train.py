@@ -1,0 +1,278 @@
+"""Tests of myoscan.train: configs, data discovery, augmentation, training loop, resume, folds, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from myoscan.cli import main
+from myoscan.errors import GeometryMismatchError, InputError
+from myoscan.io import Volume, read_volume, write_volume
+from myoscan.labels import load_catalog
+from myoscan.train import config_names, find_dataset, load_config, train
+from myoscan.train.augment import RandControlPointElasticd, RandFlipLeftRightd, swap_lookup
+from myoscan.train.config import output_structures
+from myoscan.train.data import check_dataset
+from myoscan.train.loop import lr_factor, work_dir_of
+
+AFFINE = np.diag([1.5, 1.5, 4.0, 1.0])  # RAS: voxel axis 0 runs to the subject's right
+LEG = load_catalog().scheme("leg")
+
+
+def tiny_case(seed: int, shape: tuple[int, int, int] = (40, 32, 4)) -> tuple[np.ndarray, np.ndarray]:
+    """Two 'legs' (ellipses), each an anterior and a posterior muscle, on a dark background."""
+    rng = np.random.default_rng(seed)
+    i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    labels = np.zeros(shape, np.uint8)
+    image = np.zeros(shape, np.float32)
+    for centre_i, (front, back) in ((10, ("soleus_left", "gastrocnemius_left")),
+                                    (30, ("soleus_right", "gastrocnemius_right"))):
+        ci, cj = centre_i + rng.integers(-2, 3), 16 + rng.integers(-2, 3)
+        inside = ((i - ci) / 8.0) ** 2 + ((j - cj) / 11.0) ** 2 < 1
+        for k in range(shape[2]):
+            labels[..., k][inside & (j < cj)] = LEG.id_of(front)
+            labels[..., k][inside & (j >= cj)] = LEG.id_of(back)
+            image[..., k][inside] = 100.0 + 60.0 * (j < cj)[inside]
+    image += rng.normal(0.0, 8.0, shape).astype(np.float32)
+    return np.abs(image), labels
+
+
+def write_pairs(root: Path, n: int, *, start: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for s in range(start, start + n):
+        image, labels = tiny_case(s)
+        write_volume(Volume(image, AFFINE), root / f"case{s}_water.nii.gz")
+        write_volume(Volume(labels, AFFINE), root / f"case{s}_dseg.nii.gz")
+    return root
+
+
+TINY = [
+    "architecture.params={channels: [4, 8], strides: [2], num_res_units: 1}",
+    "sampling.roi_size=[32, 32]", "inference.roi_size=[32, 32]", "inference.sw_batch_size=8",
+    "labels.structures=[soleus_left, soleus_right, gastrocnemius_left, gastrocnemius_right]",
+    "preprocessing.crop_foreground=false", "training.lr=3e-3", "training.batch_size=2",
+    "training.amp=false", "validation.interval_iterations=4", "augmentation.flip_lr_prob=0.5",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("tiny") / "data", 4)
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    return load_config("leg-2d-unet", TINY)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def test_every_shipped_config_loads_and_names_scheme_structures():
+    assert {"leg-2d-unet", "thigh-unetr", "abdomen-ct-resunet", "thigh-ct-unetr", "cervical-3d",
+            "leg-demo"} <= set(config_names())
+    for name in config_names():
+        cfg = load_config(name)
+        assert output_structures(cfg), name
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("leg-2d-unet", {"training.optimizer": "adamw", "training.lr": 1e-4, "training.weight_decay": 1e-5,
+                         "training.batch_size": 1, "training.loss": "dice_ce",
+                         "sampling.roi_size": (416, 240), "architecture.name": "unet2d"}),
+        ("thigh-unetr", {"training.optimizer": "adamw", "training.lr": 2e-5, "training.batch_size": 2,
+                         "sampling.roi_size": (96, 96, 96), "sampling.num_samples": 4, "sampling.pos": 1.0,
+                         "sampling.neg": 1.0, "validation.interval_epochs": 2, "training.amp": True,
+                         "architecture.name": "unetr"}),
+        ("abdomen-ct-resunet", {"training.optimizer": "adam", "training.lr": 1e-4,
+                                "augmentation.zoom_pct": 20.0, "augmentation.affine_prob": 0.8,
+                                "augmentation.rotate_deg": (0.0, 0.0, 20.0), "validation.folds": 5,
+                                "architecture.name": "resunet2d"}),
+        ("cervical-3d", {"augmentation.flip_lr_prob": 0.5, "augmentation.rotate_deg": (2.5, 2.5, 5.0),
+                         "augmentation.scale_pct": (2.5, 2.5, 2.5), "augmentation.elastic_control_points": 3,
+                         "inputs.contrasts": ("inphase", "outphase")}),
+    ],
+    ids=["seed000", "seed001", "seed003", "seed002"],
+)
+def test_shipped_configs_reproduce_the_seed_settings(name, expected):
+    cfg = load_config(name)
+    for key, value in expected.items():
+        section, field_ = key.split(".")
+        assert getattr(getattr(cfg, section), field_) == value, key
+
+
+def test_ct_configs_window_and_spacing():
+    thigh_ct = load_config("thigh-ct-unetr")
+    assert thigh_ct.preprocessing["intensity"] == {"mode": "ct_window", "window": [-57.0, 164.0],
+                                                   "gamma": 2.0, "clip": True}
+    assert thigh_ct.preprocessing["target_spacing_mm"] == [1.5, 1.5, 2.0]
+    assert load_config("thigh-unetr").preprocessing["intensity"]["window"] == [80.0, 450.0]
+
+
+def test_overrides_yaml_extends_and_clear_errors(tmp_path):
+    cfg = load_config("leg-2d-unet", ["training.lr=2e-4", "sampling.roi_size=[64, 32]"])
+    assert (cfg.training.lr, cfg.sampling.roi_size) == (2e-4, (64, 32))
+    user = tmp_path / "mine.yaml"
+    user.write_text("extends: leg-2d-unet\nname: mine\ntraining: {batch_size: 4}\n"
+                    "architecture: {params: {channels: [8, 16, 32, 64, 128]}}\n")
+    mine = load_config(user)
+    assert (mine.name, mine.training.batch_size, mine.training.lr) == ("mine", 4, 1e-4)
+    assert mine.architecture.params["strides"] == [2, 2, 2, 2]  # params merge key by key
+    with pytest.raises(InputError, match="did you mean training.lr"):
+        load_config("leg-2d-unet", ["training.lrr=1"])
+    with pytest.raises(InputError, match="training.batch_size: expected int"):
+        load_config("leg-2d-unet", ["training.batch_size=two"])
+    with pytest.raises(InputError, match="multiples of 16"):
+        load_config("leg-2d-unet", ["inference.roi_size=[100, 100]"])
+    with pytest.raises(InputError, match="unknown training config"):
+        load_config("leg-2d-unett")
+
+
+def test_multistep_schedule_of_seed_003():
+    cfg = load_config("abdomen-ct-resunet", ["training.max_epochs=null", "training.max_iterations=300"])
+    factor = lr_factor(cfg, 300)
+    lrs = [cfg.training.lr * factor(i) for i in (0, 99, 100, 199, 200, 299)]
+    assert lrs == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6])
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_dataset_layouts(tmp_path):
+    image, labels = tiny_case(0)
+    flat = write_pairs(tmp_path / "flat", 2)
+    assert [c.name for c in find_dataset(flat, ["water"]).cases] == ["case0", "case1"]
+
+    nnunet = tmp_path / "nnunet"
+    for folder in ("imagesTr", "labelsTr"):
+        (nnunet / folder).mkdir(parents=True)
+    write_volume(Volume(image, AFFINE), nnunet / "imagesTr" / "leg_001_0000.nii.gz")
+    write_volume(Volume(image, AFFINE), nnunet / "imagesTr" / "leg_001_0001.nii.gz")
+    write_volume(Volume(labels, AFFINE), nnunet / "labelsTr" / "leg_001.nii.gz")
+    case = find_dataset(nnunet, ["water", "fat"]).cases[0]
+    assert [p.name for p in case.images] == ["leg_001_0000.nii.gz", "leg_001_0001.nii.gz"]
+
+    bids = tmp_path / "bids"
+    anat, derived = bids / "sub-01" / "anat", bids / "derivatives" / "labels" / "sub-01" / "anat"
+    write_volume(Volume(image, AFFINE), anat / "sub-01_water.nii.gz")
+    write_volume(Volume(labels, AFFINE), derived / "sub-01_water_dseg.nii.gz")  # MuscleMap naming
+    write_volume(Volume(labels, AFFINE), bids / "derivatives" / "myoscan" / "sub-01" / "anat"
+                 / "sub-01_desc-model_dseg.nii.gz")
+    dataset = find_dataset(bids, ["water"])
+    assert dataset.layout == "bids"
+    assert dataset.cases[0].label.parent == derived  # derivatives/labels wins over model output
+
+    datalist = tmp_path / "list.json"
+    datalist.write_text(json.dumps({
+        "training": [{"image": "flat/case0_water.nii.gz", "label": "flat/case0_dseg.nii.gz"}],
+        "validation": [{"image": ["flat/case1_water.nii.gz"], "label": "flat/case1_dseg.nii.gz"}],
+    }))
+    listed = find_dataset(datalist, ["water"])
+    assert (len(listed.cases), len(listed.validation)) == (1, 1)
+
+
+def test_missing_label_and_geometry_mismatch_are_input_errors(tmp_path):
+    data = write_pairs(tmp_path / "d", 2)
+    (data / "case1_dseg.nii.gz").unlink()
+    with pytest.raises(InputError, match="no label map for case1"):
+        find_dataset(data, ["water"])
+    image, labels = tiny_case(1)
+    write_volume(Volume(labels, np.diag([1.5, 1.5, 5.0, 1.0])), data / "case1_dseg.nii.gz")
+    with pytest.raises(GeometryMismatchError, match="spacing"):
+        check_dataset(find_dataset(data, ["water"]))
+    assert main(["train", "--config", "leg-2d-unet", "--data", str(data), "-o", str(tmp_path / "m")]) == 2
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def test_flip_mirrors_and_swaps_left_right_labels():
+    structures = ["soleus_left", "soleus_right", "tibia_left"]
+    catalog = load_catalog()
+    swap = swap_lookup(structures, {n: catalog.structure(n).counterpart for n in structures})
+    assert swap.tolist() == [0, 2, 1, 3]  # tibia_right is not an output: tibia_left stays
+    image, labels = tiny_case(3)
+    channels = np.select([labels == LEG.id_of(n) for n in structures], [1, 2, 3], 0).astype(np.uint8)
+    flip = RandFlipLeftRightd("image", "label", swap, prob=1.0)
+    out = flip({"image": torch.from_numpy(image[None]), "label": torch.from_numpy(channels[None])})
+    assert torch.equal(out["image"][0], torch.from_numpy(image[::-1].copy()))
+    expected = swap[channels[::-1]]
+    assert np.array_equal(out["label"][0].numpy(), expected)
+    left_half = out["label"][0, :20].numpy()
+    assert set(np.unique(left_half)) <= {0, 1}  # what was the right soleus now lies left and is left
+
+
+def test_control_point_elastic_keeps_integer_labels():
+    label = torch.zeros(1, 24, 24, 8)
+    label[0, 6:18, 6:18, 2:6] = 3
+    elastic = RandControlPointElasticd(["image", "label"], magnitude_vox=3.0, prob=1.0)
+    elastic.set_random_state(0)
+    out = elastic({"image": torch.rand(1, 24, 24, 8), "label": label})
+    assert set(torch.unique(out["label"]).tolist()) <= {0.0, 3.0}
+    assert not torch.equal(out["label"], label)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_lowers_loss_and_writes_a_bundle_that_predicts(tiny_data, tiny_config, tmp_path):
+    from myoscan.segment import load_bundle
+    from myoscan.segment.predict import segment_volumes
+
+    result = train(tiny_config, tiny_data, tmp_path / "model", max_iterations=12, show_progress=False)
+    losses = result.history["train_loss"].to_numpy()
+    assert losses[-1] < losses[0]
+    assert result.iterations == 12 and len(result.history) == 3
+    for name in ("config.json", "weights.safetensors", "MODEL_CARD.md", "training_log.csv",
+                 "learning_curve.png", "validation_dice.csv"):
+        assert (tmp_path / "model" / name).is_file(), name
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.config["training"]["iterations"] == 12
+    image = read_volume(tiny_data / "case0_water.nii.gz")
+    seg = segment_volumes([image], bundle, device="cpu", show_progress=False)
+    assert seg.labels.spatial_shape == image.spatial_shape
+    assert set(np.unique(seg.labels.array)) <= {0, 7, 8, 9, 10}  # leg scheme ids
+    assert np.isfinite(result.mean_dice) and result.mean_dice > 0
+    with pytest.raises(InputError, match="pass --resume"):
+        train(tiny_config, tiny_data, tmp_path / "model", max_iterations=2, show_progress=False)
+
+
+def test_resume_continues_from_the_saved_iteration(tiny_data, tiny_config, tmp_path):
+    first = train(tiny_config, tiny_data, tmp_path / "a", max_iterations=4, show_progress=False)
+    assert first.iterations == 4 and (work_dir_of(tmp_path / "a") / "checkpoint.pt").is_file()
+    with pytest.raises(InputError, match="--resume"):
+        train(tiny_config, tiny_data, tmp_path / "a", max_iterations=8, show_progress=False)
+    resumed = train(tiny_config, tiny_data, tmp_path / "a", max_iterations=8, resume=True,
+                    show_progress=False)
+    assert resumed.history["iteration"].tolist() == [4, 8]
+    straight = train(tiny_config, tiny_data, tmp_path / "b", max_iterations=8, show_progress=False)
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / name / "weights.safetensors") for name in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same samples, optimiser state and RNG
+    assert resumed.history["train_loss"].tolist() == pytest.approx(straight.history["train_loss"].tolist())
+
+
+def test_cross_validation_writes_fold_bundles_and_summary(tmp_path, tiny_data):
+    code = main(["train", "--config", "leg-2d-unet", "--data", str(tiny_data), "-o", str(tmp_path / "cv"),
+                 "--folds", "2", "--max-iterations", "2", "-q", *sum([["--set", s] for s in TINY], [])])
+    assert code == 0
+    from myoscan.outputs import read_table
+
+    summary = read_table(tmp_path / "cv" / "cv_summary.csv")
+    assert summary["name"].iloc[-1] == "mean" and summary["n_folds"].iloc[-1] == 2
+    assert "±" in summary["dice_mean_sd"].iloc[-1]
+    folds = read_table(tmp_path / "cv" / "cv_fold_metrics.csv")
+    assert set(folds["fold"]) == {1, 2}
+    for k in (1, 2):
+        card = (tmp_path / "cv" / f"fold-{k}" / "MODEL_CARD.md").read_text()
+        assert "myoscan train --config leg-2d-unet" in card and "--folds 2" in card
+        assert math.isfinite(json.loads((tmp_path / "cv" / f"fold-{k}" / "config.json").read_text())
+                             ["training"]["validation_mean_dice"])
