@@ -4,7 +4,8 @@ MuscleMap's ``mm_segment`` (github.com/MuscleMap/MuscleMap, ``scripts/mm_segment
 runs a MONAI 2D ``UNet`` slice by slice; its pre-processing is MONAI ``Orientation("RAS")``
 -> ``Spacing(pix_dim, bilinear)`` with ``-1`` keeping an axis (1 mm in-plane) ->
 ``NormalizeIntensity(nonzero=True)`` (z-score of the non-zero voxels) ->
-``CropForeground(margin=20)`` on the normalised image (voxels > 0), then
+``CropForeground(margin=20)`` on the normalised image (voxels > 0; the box is clipped to
+the image as in MONAI 0.9, which MuscleMap pins -- MONAI >= 1.5 would zero-pad it), then
 ``SliceInferer(roi_size, gaussian, overlap=0.9)`` on axial slices and ``argmax``.
 :func:`musclemap_config` translates the checkpoint's JSON into a myoscan bundle
 config that does the same steps, so the network sees what it was trained on.
