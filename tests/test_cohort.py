@@ -259,6 +259,23 @@ def test_marginal_means_weight_other_factors_equally():
         estimated_marginal_means(t, "v_ml", ["age", "sex"], "age")
 
 
+def test_interaction_term_equals_statsmodels_formula():
+    # seed 003: SMM = b0 + b1 BMI + b2 sex + b3 sex x BMI
+    rng = np.random.default_rng(1)
+    t = pd.DataFrame({"sex": rng.choice(["M", "F"], 200), "bmi": rng.normal(26, 4, 200)})
+    male = t["sex"] == "M"
+    t["smm_kg_m2"] = 20 + 5 * male + 0.3 * t["bmi"] + 0.2 * male * t["bmi"] + rng.normal(0, 1, 200)
+    result = regress(t, "smm_kg_m2", ["bmi", "sex", "sex:bmi"]).set_index("term")
+    fit = sm.OLS.from_formula("smm_kg_m2 ~ bmi * C(sex, Treatment('F'))", t).fit()
+    assert result.loc["sex:bmi", "coef"] == pytest.approx(fit.params.iloc[3], rel=1e-10)
+    assert result.loc["sex:bmi", "p"] == pytest.approx(fit.pvalues.iloc[3], rel=1e-8)
+    means = estimated_marginal_means(t, "smm_kg_m2", ["bmi", "sex", "sex:bmi"], "sex").means
+    at_mean_bmi = fit.params.iloc[1] + (fit.params.iloc[2] + fit.params.iloc[3]) * t["bmi"].mean()
+    assert means["smm_kg_m2_emm"].iloc[1] == pytest.approx(fit.params.iloc[0] + at_mean_bmi, rel=1e-10)
+    with pytest.raises(InputError, match="interaction 'site:bmi' needs numeric or two-level"):
+        regress(t.assign(site=rng.choice(["a", "b", "c"], 200)), "smm_kg_m2", ["site:bmi"])
+
+
 def test_hierarchical_equals_statsmodels_f_change_and_uses_side(long_table):
     result = hierarchical_regression(
         long_table,

@@ -171,8 +171,8 @@ def subject_column(table: pd.DataFrame, *, source: str) -> str:
 
 def _normalized_ids(ids: pd.Series) -> pd.Series:
     """``sub-01`` and ``01`` -> ``01`` (strip blanks and the BIDS prefix)."""
-    text = ids.astype("string").str.strip()
-    return text.str.removeprefix(BIDS_SUBJECT_PREFIX)
+    text = ids.astype("string").str.strip().str.removeprefix(BIDS_SUBJECT_PREFIX)
+    return text.astype(object).where(text.notna(), None)  # object ids: fast hashing in isin/merge
 
 
 def is_long(table: pd.DataFrame) -> bool:
@@ -405,7 +405,9 @@ def encode_covariates(table: pd.DataFrame, covariates: Sequence[str], *, source:
 
     Numbers stay as they are. ``sex`` (or ``gender``) becomes ``sex`` = 1 for male and 0
     for female (seed 001 coding). Other text columns become 0/1 indicators named
-    ``<column>[<level>]`` for every level except the first in sorted order.
+    ``<column>[<level>]`` for every level except the first in sorted order. ``a:b`` is the
+    product of two numeric or two-level columns (e.g. ``sex:bmi`` for seed 003's
+    ``SMM ~ BMI + sex + sex x BMI``).
 
     Parameters
     ----------
@@ -429,25 +431,46 @@ def encode_covariates(table: pd.DataFrame, covariates: Sequence[str], *, source:
     Examples
     --------
     >>> t = pd.DataFrame({"age": [40, 50], "sex": ["F", "M"], "site": ["b", "a"]})
-    >>> encode_covariates(t, ["age", "sex", "site"], source="p.tsv").to_dict("list")
-    {'age': [40.0, 50.0], 'sex': [0.0, 1.0], 'site[b]': [1.0, 0.0]}
+    >>> encode_covariates(t, ["age", "sex", "site", "sex:age"], source="p.tsv").to_dict("list")
+    {'age': [40.0, 50.0], 'sex': [0.0, 1.0], 'site[b]': [1.0, 0.0], 'sex:age': [0.0, 50.0]}
     """
-    require_columns(table, covariates, source=source, what="covariate")
+    parts = [part for name in covariates for part in name.split(":")]
+    require_columns(table, parts, source=source, what="covariate")
     columns: dict[str, pd.Series] = {}
     for name in covariates:
-        values = table[name]
-        if name.lower() in {"sex", "gender"}:
-            sex = normalize_sex(values, source=f"{source} column {name!r}")
-            columns[name] = (sex == "male").astype(float).where(sex.notna())
-        elif _is_categorical(values):
-            levels = sorted(values.dropna().astype(str).unique())
-            for level in levels[1:]:
-                columns[f"{name}[{level}]"] = (
-                    (values.astype(str) == level).astype(float).where(values.notna())
-                )
+        if ":" in name:
+            columns[name] = _interaction(table, name, source=source)
         else:
-            columns[name] = numeric_column(table, name, source=source)
+            columns.update(_encode_one(table, name, source=source))
     return pd.DataFrame(columns, index=table.index)
+
+
+def _encode_one(table: pd.DataFrame, name: str, *, source: str) -> dict[str, pd.Series]:
+    values = table[name]
+    if name.lower() in {"sex", "gender"}:
+        sex = normalize_sex(values, source=f"{source} column {name!r}")
+        return {name: (sex == "male").astype(float).where(sex.notna())}
+    if _is_categorical(values):
+        levels = sorted(values.dropna().astype(str).unique())
+        return {
+            f"{name}[{level}]": (values.astype(str) == level).astype(float).where(values.notna())
+            for level in levels[1:]
+        }
+    return {name: numeric_column(table, name, source=source)}
+
+
+def _interaction(table: pd.DataFrame, term: str, *, source: str) -> pd.Series:
+    """Product of the single design columns of ``a:b`` (e.g. ``sex:bmi``, seed 003)."""
+    product = pd.Series(1.0, index=table.index)
+    for part in term.split(":"):
+        encoded = _encode_one(table, part, source=source)
+        if len(encoded) != 1:
+            raise InputError(
+                f"{source}: interaction {term!r} needs numeric or two-level columns; "
+                f"{part!r} has {len(encoded) + 1} levels"
+            )
+        product = product * next(iter(encoded.values()))
+    return product
 
 
 def covariate_levels(
@@ -541,13 +564,13 @@ def label_frames(
             )
         yield None, table
         return
-    present = table["name"].astype(str)
-    wanted = list(labels) if labels else sorted(present.unique())
-    unknown = sorted(set(wanted) - set(present.unique()))
+    groups = dict(tuple(table.groupby(table["name"].astype(str), sort=True)))  # one pass over the rows
+    wanted = list(labels) if labels else list(groups)
+    unknown = sorted(set(wanted) - set(groups))
     if unknown:
-        require_columns(pd.DataFrame(columns=sorted(present.unique())), unknown, source=source, what="label")
+        require_columns(pd.DataFrame(columns=list(groups)), unknown, source=source, what="label")
     for label in wanted:
-        yield label, table.loc[present == label]
+        yield label, groups[label]
 
 
 def per_label(

@@ -30,7 +30,6 @@ import pandas as pd
 from myoscan.cohort._data import (
     TooFewSubjectsError,
     is_long,
-    label_side,
     normalize_sex,
     numeric_column,
     per_label,
@@ -56,8 +55,8 @@ def average_sides(table: pd.DataFrame, measure: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Long table with ``subject``, ``name`` and ``measure``, plus the other columns
-        of the first row of each subject.
+        Long table with ``subject``, ``name`` and ``measure``, plus the subject-level
+        columns (those constant within each subject, e.g. age, sex).
 
     Examples
     --------
@@ -67,23 +66,21 @@ def average_sides(table: pd.DataFrame, measure: str) -> pd.DataFrame:
     [['soleus', 5.0]]
     """
     require_columns(table, ["subject", "name", measure], source="metrics table")
-    base = table["name"].astype(str).map(lambda n: n.rsplit("_", 1)[0] if label_side(n) else n)
+    names = table["name"].astype(str)
+    sides = names.str.extract(r"_(left|right)$", expand=False)
+    base = names.where(sides.isna(), names.str.replace(r"_(left|right)$", "", regex=True))
     values = pd.DataFrame({"subject": table["subject"], "name": base,
                            measure: numeric_column(table, measure, source="metrics table")})  # fmt: skip
-    sides = table["name"].astype(str).map(lambda n: label_side(n) or "none")
-    counts = values.assign(side=sides).groupby(["subject", "name"])["side"].nunique()
-    means = values.groupby(["subject", "name"], sort=False)[measure].mean()
-    needed = (
-        values.assign(side=sides)
-        .groupby(["subject", "name"])["side"]
-        .agg(lambda s: 1 if (s == "none").all() else 2)
-    )
-    means[counts < needed] = np.nan
+    grouped = values.groupby(["subject", "name"], sort=False)[measure]
+    means = grouped.mean()
+    # a bilateral muscle needs both sides measured; a midline one its single value
+    bilateral = means.index.get_level_values("name").isin(base[sides.notna()].unique())
+    means[bilateral & (grouped.count() < 2).to_numpy()] = np.nan
     means = means.reset_index()
-    subject_columns = table.drop(
-        columns=[c for c in table.columns if c in {"name", measure, "side", "label_id"}]
-    )
-    subjects = subject_columns.drop_duplicates("subject")
+    # keep only subject-level columns (constant within each subject), e.g. age, sex, bmi
+    others = table.drop(columns=["name", measure])
+    constant = others.groupby("subject").nunique(dropna=False).max() <= 1
+    subjects = others[["subject", *constant.index[constant]]].drop_duplicates("subject")
     return means.merge(subjects, on="subject", how="left")
 
 

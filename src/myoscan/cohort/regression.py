@@ -234,7 +234,7 @@ def table2(coefficients: pd.DataFrame) -> pd.DataFrame:
 
 
 def _continuous(design: pd.DataFrame) -> list[str]:
-    return [c for c in design.columns if design[c].nunique() > 2]
+    return [c for c in design.columns if ":" not in c and design[c].nunique() > 2]
 
 
 def partial_correlations(
@@ -365,7 +365,9 @@ def _reference_rows(
         raise InputError(f"marginal means: {factor!r} is numeric; choose a categorical covariate such as sex")
     base = design.mean()
     for covariate in covariates:
-        other = covariate_levels(rows, covariate, source=source) if covariate != factor else None
+        if covariate == factor or ":" in covariate:
+            continue
+        other = covariate_levels(rows, covariate, source=source)
         if other:
             for column in design.columns.intersection(list(next(iter(other.values())))):
                 base[column] = np.mean([values[column] for values in other.values()])
@@ -374,6 +376,8 @@ def _reference_rows(
         row = base.copy()
         for column, value in values.items():
             row[column] = value
+        for term in (c for c in covariates if ":" in c):  # interactions at the grid values
+            row[term] = np.prod([row[part] for part in term.split(":")])
         grid[level] = pd.concat([pd.Series({"const": 1.0}), row])
     return grid
 
