@@ -39,6 +39,8 @@ def non_ras_volume(shape=(30, 26, 12), seed=0) -> Volume:
 
 def _plans(arch_kwargs: dict) -> dict:
     resample = "resample_data_or_seg_to_shape"
+    z_kwargs = {"order_z": 0, "force_separate_z": None}
+    unet = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
     return {
         "dataset_name": "Dataset901_TinyLeg", "plans_name": "nnUNetPlans",
         "original_median_spacing_after_transp": [2.5, 1.0, 1.0],
@@ -51,13 +53,11 @@ def _plans(arch_kwargs: dict) -> dict:
             "normalization_schemes": ["ZScoreNormalization"], "use_mask_for_norm": [False],
             "resampling_fn_data": resample, "resampling_fn_seg": resample,
             "resampling_fn_probabilities": resample,
-            "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
-            "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
-            "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0,
-                                                   "force_separate_z": None},
+            "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, **z_kwargs},
+            "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, **z_kwargs},
+            "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, **z_kwargs},
             "batch_dice": False,
-            "architecture": {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                             "arch_kwargs": arch_kwargs,
+            "architecture": {"network_class_name": unet, "arch_kwargs": arch_kwargs,
                              "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]},
         }},
         "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
@@ -78,7 +78,8 @@ def nnunet_folder(tmp_path_factory):
             "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
             "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
             "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
-    folder = tmp_path_factory.mktemp("nnUNet_results") / "Dataset901_TinyLeg" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    results = tmp_path_factory.mktemp("nnUNet_results")
+    folder = results / "Dataset901_TinyLeg" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
     (folder / "fold_0").mkdir(parents=True)
     plans = _plans(arch)
     dataset = {"channel_names": {"0": "water"}, "labels": {"background": 0, "soleus_left": 1, "Tibia R": 2},
@@ -95,7 +96,8 @@ def nnunet_folder(tmp_path_factory):
         head.bias.zero_()
     checkpoint = {  # what nnUNetTrainer.save_checkpoint writes, numpy floats and a device included
         "network_weights": net.state_dict(), "optimizer_state": {"state": {}, "param_groups": []},
-        "grad_scaler_state": None, "logging": {"ema_fg_dice": [np.float64(0.5)], "epoch_end_timestamps": [1.0]},
+        "grad_scaler_state": None,
+        "logging": {"ema_fg_dice": [np.float64(0.5)], "epoch_end_timestamps": [1.0]},
         "_best_ema": np.float64(0.5), "current_epoch": 1,
         "init_args": {"plans": plans, "configuration": "3d_fullres", "fold": 0, "dataset_json": dataset,
                       "device": torch.device("cpu")},
