@@ -231,10 +231,13 @@ def test_totalseg_volumes_and_counts_match_independent_tools(totalseg, totalseg_
 
 
 @pytest.mark.parametrize("spacing_zyx", [None, (3.0, 1.5, 0.8)], ids=["native-3mm", "anisotropic"])
-def test_totalseg_distances_match_monai(totalseg, spacing_zyx):
+def test_totalseg_distances_match_monai(totalseg, spacing_zyx, request):
     import torch
     from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # MONAI's per-class loop is ~10x slower with threads on shared cores
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     pred_img, ref_img = totalseg
     # SimpleITK arrays are (K, J, I); the spacing is reversed to match.
     pred = sitk.GetArrayFromImage(pred_img)
@@ -260,11 +263,14 @@ def test_totalseg_distances_match_monai(totalseg, spacing_zyx):
         np.testing.assert_allclose(table.loc[both, metric], values[0].numpy(), atol=1e-4, err_msg=metric)
 
 
-def test_totalseg_hausdorff_matches_simpleitk(totalseg, totalseg_table):
+def test_totalseg_hausdorff_matches_simpleitk(totalseg, totalseg_table, request):
     # ITK's filter takes all voxels of both masks, not their surfaces; on these (native,
     # isotropic) masks the maxima coincide, so it checks hd_mm independently of MONAI.
     pred, ref = totalseg
     table = totalseg_table
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # 40 tiny filters: threads only add overhead
+    request.addfinalizer(lambda: sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads))
     hausdorff = sitk.HausdorffDistanceImageFilter()
     for label in table.index[table.in_pred & table.in_ref]:
         hausdorff.Execute(pred == int(label), ref == int(label))
@@ -378,3 +384,19 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path), "--ref", str(tmp_path / "ref.nii.gz"),
                  "-o", str(out)]) == 2
     assert not out.exists()  # nothing half-written
+
+
+def test_cli_scheme_names_labels(tmp_path, totalseg_dir, capsys):
+    out = tmp_path / "named.csv"
+    assert main(["evaluate", "--pred", str(totalseg_dir / "example_seg_fast.nii.gz"),
+                 "--ref", str(totalseg_dir / "example_seg.nii.gz"), "-o", str(out), "--scheme", "ts_total",
+                 "--labels", "1,2,86", "--no-distances"]) == 0
+    names = read_table(out).set_index("label_id")["name"].to_dict()
+    assert names == {1: "spleen", 2: "kidney_right", 86: "erector_spinae_left"}
+    assert main(["evaluate", "--pred", str(totalseg_dir / "example_seg_fast.nii.gz"),
+                 "--ref", str(totalseg_dir / "example_seg.nii.gz"), "-o", str(out), "--scheme", "leg",
+                 "--no-distances"]) == 0
+    assert "are not in scheme leg" in capsys.readouterr().err
+    assert main(["evaluate", "--pred", str(totalseg_dir / "example_seg_fast.nii.gz"),
+                 "--ref", str(totalseg_dir / "example_seg.nii.gz"), "-o", str(out), "--scheme", "nope"]) == 2
+    assert "unknown label scheme 'nope'" in capsys.readouterr().err

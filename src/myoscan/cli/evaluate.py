@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from myoscan.cli._common import add_common_flags, comma_list, existing_path, positive_float
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,16 @@ def _label_ids(values: list[str] | None) -> list[int] | None:
                          f"got {','.join(values)}") from None
 
 
+def _warn_unknown_ids(table: pd.DataFrame, names: dict[int, str] | None, scheme: str | None) -> None:
+    """Log the label ids the chosen scheme does not define (a wrong --scheme, or extra labels)."""
+    if names is None:
+        return
+    unknown = sorted(set(table["label_id"].astype(int)) - names.keys())
+    if unknown:
+        log.warning("label ids %s are not in scheme %s; named label_<id>", ", ".join(map(str, unknown[:20])),
+                    scheme)
+
+
 def _summary_path(output: Path) -> Path:
     """``out.csv`` -> ``out_summary.csv``."""
     return output.with_name(f"{output.stem}_summary{output.suffix}")
@@ -93,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pred.is_dir() or args.ref.is_dir():
             raise InputError(f"--pred {args.pred} and --ref {args.ref}: give two files or two folders")
         table = ev.evaluate_files(args.pred, args.ref, **options)
+        _warn_unknown_ids(table, names, args.scheme)
         write_table(table, args.output)
         if args.summary:
             write_table(ev.summarize_evaluation(table), args.summary)
@@ -103,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if table.empty:
         first = next(iter(failures.items()))
         raise InputError(f"none of the {len(pairs)} cases could be evaluated; e.g. {first[0]}: {first[1]}")
+    _warn_unknown_ids(table, names, args.scheme)
     summary_path = args.summary or _summary_path(args.output)
     write_table(table, args.output)
     write_table(ev.summarize_evaluation(table), summary_path)
