@@ -30,7 +30,7 @@ from myoscan.agreement import (
     icc_table,
     measure_unit,
     pair_measurements,
-    plot_agreement,
+    save_figure,
 )
 from myoscan.cli import main
 from myoscan.errors import InputError
@@ -249,8 +249,7 @@ def test_figures_have_a_panel_per_label_and_units(tmp_path):
     assert fig.axes[0].get_ylabel() == "cnn − gt (ml)"
     fig = agreement_figure(paired, "imf_pct", kind="correlation", a="cnn", b="gt")
     assert (fig.axes[1].get_xlabel(), fig.axes[1].get_ylabel()) == ("cnn (%)", "gt (%)")
-    path = plot_agreement(paired, "imf_pct", tmp_path / "plots" / "imf.png", kind="correlation",
-                          a="cnn", b="gt")
+    path = save_figure(fig, tmp_path / "plots" / "imf.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["imf.png"]  # no temporary left behind
 

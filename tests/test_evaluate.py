@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from myoscan.cli import main
 from myoscan.errors import GeometryMismatchError, InputError
 from myoscan.evaluate import (
+    EvaluateConfig,
     as_label_array,
     confusion_counts,
     evaluate_files,
@@ -128,8 +129,8 @@ def test_labels_absent_from_one_image_get_defined_values_and_leave_the_means():
 def test_names_restriction_and_no_distances():
     pred, ref = _cube_pair(axis=0)
     ref[0, 0, 0] = 7
-    table = evaluate_segmentation(pred, ref, SPACING, names={1: "soleus_left"}, labels=[1],
-                                  distances=False, hd_percentile=99)
+    config = EvaluateConfig(labels=(1,), distances=False, hd_percentile=99)
+    table = evaluate_segmentation(pred, ref, SPACING, names={1: "soleus_left"}, config=config)
     assert table["name"].tolist() == ["soleus_left"]
     assert {"hd99_mm", "hd_mm", "assd_mm"} <= set(table.columns) and table["hd_mm"].isna().all()
 
@@ -151,6 +152,11 @@ def test_float_labels_with_whole_values_are_accepted():
 def test_bad_label_values_raise(values, match):
     with pytest.raises(InputError, match=match):
         as_label_array(np.array(values), source="seg.nii.gz")
+
+
+def test_hausdorff_percentile_out_of_range_raises():
+    with pytest.raises(InputError, match=r"percentile must be in \(0, 100\], got 120"):
+        EvaluateConfig(hd_percentile=120)
 
 
 def test_shape_and_spacing_errors():

@@ -60,7 +60,7 @@ __all__ = [
     "icc_table",
     "measure_unit",
     "pair_measurements",
-    "plot_agreement",
+    "save_figure",
 ]
 
 #: Limits of agreement are bias +- this many SDs of the differences (seed 002 Figs. 3-4;
@@ -636,45 +636,32 @@ def agreement_figure(
     return fig
 
 
-def plot_agreement(
-    paired: pd.DataFrame,
-    measure: str,
-    path: PathLike,
-    *,
-    kind: Literal["bland_altman", "correlation"],
-    a: str,
-    b: str,
-    panel: str | None = "name",
-    sd_multiplier: float = LOA_SD_MULTIPLIER,
-) -> Path:
-    """Write :func:`agreement_figure` as a PNG, atomically.
+def save_figure(figure: Figure, path: PathLike, *, dpi: int = 120) -> Path:
+    """Write a figure (e.g. from :func:`agreement_figure`) as a PNG, atomically.
 
     Parameters
     ----------
-    paired, measure, kind, a, b, panel, sd_multiplier
-        As in :func:`agreement_figure`.
+    figure : matplotlib.figure.Figure
+        The figure to write.
     path : str or os.PathLike
-        Destination PNG; its folder is created.
+        Destination PNG; its folder is created. Nothing is left behind on failure.
+    dpi : int
+        Resolution in dots per inch.
 
     Returns
     -------
     pathlib.Path
         ``path``.
 
-    Raises
-    ------
-    InputError
-        If ``paired`` holds no values of ``measure``.
-
     Examples
     --------
-    >>> plot_agreement(paired, "volume_ml", "ba.png", kind="bland_altman", a="cnn", b="gt")  # doctest: +SKIP
+    >>> save_figure(agreement_figure(paired, "imf_pct", kind="bland_altman", a="cnn", b="gt"),
+    ...             "imf_ba.png")  # doctest: +SKIP
     """
     from myoscan.outputs import atomic_path
 
-    fig = agreement_figure(paired, measure, kind=kind, a=a, b=b, panel=panel, sd_multiplier=sd_multiplier)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        figure.savefig(tmp, format="png", dpi=dpi)
     return Path(path)
 
 

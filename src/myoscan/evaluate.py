@@ -43,6 +43,7 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,7 @@ __all__ = [
     "DISTANCE_COLUMNS",
     "OVERLAP_COLUMNS",
     "SUMMARY_METRICS",
+    "EvaluateConfig",
     "as_label_array",
     "confusion_counts",
     "evaluate_files",
@@ -84,6 +86,49 @@ OVERLAP_COLUMNS: tuple[str, ...] = (
 DISTANCE_COLUMNS: tuple[str, ...] = ("hd_mm", "hd95_mm", "assd_mm")
 #: Metrics averaged (mean +- SE) by :func:`summarize_evaluation`.
 SUMMARY_METRICS: tuple[str, ...] = OVERLAP_COLUMNS + DISTANCE_COLUMNS
+
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What to evaluate.
+
+    Parameters
+    ----------
+    labels : tuple of int, optional
+        Evaluate only these label ids (default: every id > 0 in either image).
+    distances : bool
+        Compute ``hd_mm``, ``hd95_mm`` and ``assd_mm`` (the slower part); NaN when False.
+    hd_percentile : float
+        Percentile of the robust Hausdorff distance, in (0, 100]; names its column
+        (``hd95_mm`` for 95, ``hd99_mm`` for 99).
+
+    Raises
+    ------
+    InputError
+        If the percentile is out of range.
+
+    Examples
+    --------
+    >>> EvaluateConfig(labels=(1, 2), hd_percentile=99).hd_column
+    'hd99_mm'
+    """
+
+    labels: tuple[int, ...] | None = None
+    distances: bool = True
+    hd_percentile: float = HD_PERCENTILE
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hd_percentile <= 100:
+            raise InputError(f"Hausdorff percentile must be in (0, 100], got {self.hd_percentile}")
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(sorted({int(i) for i in self.labels})))
+
+    @property
+    def hd_column(self) -> str:
+        """Column of the robust Hausdorff distance, e.g. ``hd95_mm``."""
+        return f"hd{self.hd_percentile:g}_mm"
+
 
 #: File names recognised as label images when pairing two folders.
 _IMAGE_SUFFIXES: tuple[str, ...] = NIFTI_SUFFIXES + NRRD_SUFFIXES
@@ -326,20 +371,13 @@ def _distance_metrics(pred: LabelArray, ref: LabelArray, label_ids: Iterable[int
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(DISTANCE_COLUMNS), dtype=float)
 
 
-def _hd_column(hd_percentile: float) -> str:
-    """``hd95_mm`` for 95, ``hd99_mm`` for 99, ``hd97.5_mm`` for 97.5."""
-    return f"hd{hd_percentile:g}_mm"
-
-
 def evaluate_segmentation(
     pred: npt.ArrayLike,
     ref: npt.ArrayLike,
     spacing_mm: Spacing,
     *,
     names: Mapping[int, str] | None = None,
-    labels: Sequence[int] | None = None,
-    distances: bool = True,
-    hd_percentile: float = HD_PERCENTILE,
+    config: EvaluateConfig | None = None,
 ) -> pd.DataFrame:
     """Accuracy metrics of a predicted against a reference label map, one row per label.
 
@@ -353,13 +391,8 @@ def evaluate_segmentation(
     names : mapping of int to str, optional
         Structure name of each label id; ``label_<id>`` for ids it lacks.
         (:func:`evaluate_files` defaults to the segment names of a Slicer ``.seg.nrrd``.)
-    labels : sequence of int, optional
-        Evaluate only these label ids (default: every id > 0 in either image).
-    distances : bool
-        Compute ``hd_mm``, ``hd95_mm`` and ``assd_mm`` (the slow part); NaN when False.
-    hd_percentile : float
-        Percentile of the robust Hausdorff distance, in (0, 100]; names its column
-        (``hd95_mm`` for 95).
+    config : EvaluateConfig, optional
+        Label subset, whether to compute distances, Hausdorff percentile.
 
     Returns
     -------
@@ -375,7 +408,7 @@ def evaluate_segmentation(
     ------
     InputError
         If the shapes differ, a label value is not a whole number or is negative,
-        the spacing is not three positive numbers, or the percentile is out of range.
+        or the spacing is not three positive numbers.
 
     Examples
     --------
@@ -391,13 +424,11 @@ def evaluate_segmentation(
     spacing = tuple(float(s) for s in spacing_mm)
     if len(spacing) != pred_arr.ndim or not all(s > 0 and math.isfinite(s) for s in spacing):
         raise InputError(f"spacing must be {pred_arr.ndim} positive numbers in mm, got {spacing_mm}")
-    if not 0 < hd_percentile <= 100:
-        raise InputError(f"Hausdorff percentile must be in (0, 100], got {hd_percentile}")
+    config = config or EvaluateConfig()
 
     counts = confusion_counts(pred_arr, ref_arr)
-    if labels is not None:
-        wanted = pd.Index(sorted({int(x) for x in labels}))
-        counts = counts.loc[counts.index.intersection(wanted)]
+    if config.labels is not None:
+        counts = counts.loc[counts.index.intersection(pd.Index(config.labels))]
     voxel_ml = float(np.prod(spacing)) / 1000.0
     n_ref = counts["tp_voxels"] + counts["fn_voxels"]
     n_pred = counts["tp_voxels"] + counts["fp_voxels"]
@@ -414,12 +445,12 @@ def evaluate_segmentation(
         index=counts.index,
     ).join(counts).join(_overlap_metrics(counts))
     both = table.index[table["in_ref"] & table["in_pred"]]
-    if distances:
-        table = table.join(_distance_metrics(pred_arr, ref_arr, both, spacing, hd_percentile))
+    if config.distances:
+        table = table.join(_distance_metrics(pred_arr, ref_arr, both, spacing, config.hd_percentile))
     else:
         table = table.reindex(columns=[*table.columns, *DISTANCE_COLUMNS])
     table[list(DISTANCE_COLUMNS)] = table[list(DISTANCE_COLUMNS)].astype(float)
-    table = table.rename(columns={"hd95_mm": _hd_column(hd_percentile)})
+    table = table.rename(columns={"hd95_mm": config.hd_column})
     return table.reset_index()
 
 
@@ -428,9 +459,7 @@ def evaluate_files(
     ref_path: PathLike,
     *,
     names: Mapping[int, str] | None = None,
-    labels: Sequence[int] | None = None,
-    distances: bool = True,
-    hd_percentile: float = HD_PERCENTILE,
+    config: EvaluateConfig | None = None,
 ) -> pd.DataFrame:
     """Read a predicted and a reference label image and evaluate them.
 
@@ -438,7 +467,7 @@ def evaluate_files(
     ----------
     pred_path, ref_path : str or os.PathLike
         3D label images in any format :func:`myoscan.io.read_volume` reads.
-    names, labels, distances, hd_percentile
+    names, config
         As in :func:`evaluate_segmentation`.
 
     Returns
@@ -469,8 +498,7 @@ def evaluate_files(
                       f"({'; '.join(clashes[:5])}); labels are compared by id", stacklevel=2)
     if names is None:
         names = {**pred_names, **ref_names} or None
-    return evaluate_segmentation(pred_arr, ref_arr, ref.spacing_mm, names=names, labels=labels,
-                                 distances=distances, hd_percentile=hd_percentile)
+    return evaluate_segmentation(pred_arr, ref_arr, ref.spacing_mm, names=names, config=config)
 
 
 def _image_stem(path: Path) -> str | None:
@@ -574,9 +602,7 @@ def evaluate_pairs(
     pairs: pd.DataFrame,
     *,
     names: Mapping[int, str] | None = None,
-    labels: Sequence[int] | None = None,
-    distances: bool = True,
-    hd_percentile: float = HD_PERCENTILE,
+    config: EvaluateConfig | None = None,
     show_progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Evaluate many cases; a case that fails is reported and skipped.
@@ -586,7 +612,7 @@ def evaluate_pairs(
     pairs : pandas.DataFrame
         Columns ``subject``, ``pred``, ``ref`` as returned by :func:`match_folders`
         or :func:`read_pairs_csv`.
-    names, labels, distances, hd_percentile
+    names, config
         As in :func:`evaluate_segmentation`.
     show_progress : bool
         Show a progress bar on stderr.
@@ -610,8 +636,7 @@ def evaluate_pairs(
     for subject, pred_path, ref_path in progress(rows, total=len(pairs), desc="evaluate", unit="case",
                                                  enabled=show_progress):
         try:
-            table = evaluate_files(pred_path, ref_path, names=names, labels=labels, distances=distances,
-                                   hd_percentile=hd_percentile)
+            table = evaluate_files(pred_path, ref_path, names=names, config=config)
         except InputError as exc:
             failures[str(subject)] = str(exc)
             log.warning("%s: skipped: %s", subject, exc)

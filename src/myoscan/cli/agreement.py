@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     a, b = tables
     for measure in args.measures:
         for kind in ("bland_altman", "correlation"):
-            path = ag.plot_agreement(paired, measure, args.plots / f"{measure}_{kind}.png", kind=kind,
-                                     a=a, b=b, sd_multiplier=args.loa_sd)
+            figure = ag.agreement_figure(paired, measure, kind=kind, a=a, b=b, sd_multiplier=args.loa_sd)
+            path = ag.save_figure(figure, args.plots / f"{measure}_{kind}.png")
             log.info("wrote %s", path)
     return 0

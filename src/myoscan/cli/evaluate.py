@@ -53,13 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _label_ids(values: list[str] | None) -> list[int] | None:
+def _label_ids(values: list[str] | None) -> tuple[int, ...] | None:
     from myoscan.errors import InputError
 
     if values is None:
         return None
     try:
-        return [int(v) for v in values]
+        return tuple(int(v) for v in values)
     except ValueError:
         raise InputError(f"--labels expects whole-number label ids like 1,2,5, "
                          f"got {','.join(values)}") from None
@@ -86,15 +86,13 @@ def run(args: argparse.Namespace) -> int:
     from myoscan.errors import InputError
     from myoscan.outputs import write_table
 
-    if args.hd_percentile > 100:
-        raise InputError(f"--hd-percentile must be in (0, 100], got {args.hd_percentile}")
+    config = ev.EvaluateConfig(labels=_label_ids(args.labels), distances=not args.no_distances,
+                               hd_percentile=args.hd_percentile)
     names = None
     if args.scheme:
         from myoscan.labels import load_catalog
 
         names = load_catalog().label_names(args.scheme)
-    options = dict(names=names, labels=_label_ids(args.labels), distances=not args.no_distances,
-                   hd_percentile=args.hd_percentile)
     if args.pairs is not None:
         if args.pred is not None or args.ref is not None:
             raise InputError("give either --pairs or --pred/--ref, not both")
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.pred.is_dir() or args.ref.is_dir():
             raise InputError(f"--pred {args.pred} and --ref {args.ref}: give two files or two folders")
-        table = ev.evaluate_files(args.pred, args.ref, **options)
+        table = ev.evaluate_files(args.pred, args.ref, names=names, config=config)
         _warn_unknown_ids(table, names, args.scheme)
         write_table(table, args.output)
         if args.summary:
@@ -114,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("wrote %s (%d labels)", args.output, len(table))
         return 0
 
-    table, failures = ev.evaluate_pairs(pairs, show_progress=not args.quiet, **options)
+    table, failures = ev.evaluate_pairs(pairs, names=names, config=config, show_progress=not args.quiet)
     if table.empty:
         first = next(iter(failures.items()))
         raise InputError(f"none of the {len(pairs)} cases could be evaluated; e.g. {first[0]}: {first[1]}")
