@@ -14,6 +14,7 @@ from scipy import stats
 
 from myoscan.cli import main
 from myoscan.cohort import (
+    AgeStrata,
     age_strata,
     age_trend,
     ancova,
@@ -436,7 +437,7 @@ def test_strata_summary_equals_pandas_and_cutoff_is_strict(wide_table):
     cutoff = {"male": 10000.0, "female": 7000.0}
     table = wide_table.copy()
     table.loc[table.index[0], "tmv_cm3"] = cutoff["male" if table["sex"].iloc[0] == "M" else "female"]
-    summary = strata_summary(table, "tmv_cm3", cutoff=cutoff)
+    summary = strata_summary(table, "tmv_cm3", AgeStrata(cutoff=cutoff))
     age_ok = table["age"] >= 40
     females_50 = table.loc[(table["sex"] == "F") & (table["age"] >= 50) & (table["age"] < 60), "tmv_cm3"]
     row = summary.set_index(["group", "age_stratum"]).loc[("female", "50-59")]
@@ -465,7 +466,7 @@ def test_decline_per_decade_equals_ols_and_recovers_known_slopes(wide_table):
 
 
 def test_age_trend_tests_rising_share_below_cutoff(wide_table):
-    trend = age_trend(wide_table, "tmv_cm3", cutoff={"male": 10500.0, "female": 7300.0})
+    trend = age_trend(wide_table, "tmv_cm3", AgeStrata(cutoff={"male": 10500.0, "female": 7300.0}))
     tests = trend.trend_tests.set_index("group")
     assert (tests["cochran_armitage_z"] > 3).all()  # the share below rises with age
     female = trend.strata[trend.strata["group"] == "female"]

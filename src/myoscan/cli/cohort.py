@@ -408,12 +408,12 @@ def _run_logistic(args: argparse.Namespace) -> list[str]:
 
 
 def _run_trend(args: argparse.Namespace) -> list[str]:
-    from myoscan.cohort import age_trend, plots
+    from myoscan.cohort import AgeStrata, age_trend, plots
 
     table, join, source = _load(args)
     by = None if args.by.lower() == "none" else args.by
-    trend = age_trend(table, args.measure, age=args.age, by=by, edges=args.age_bins, cutoff=args.cutoff,
-                      labels=args.labels, source=source)  # fmt: skip
+    strata = AgeStrata(age=args.age, by=by, edges=tuple(args.age_bins), cutoff=args.cutoff)
+    trend = age_trend(table, args.measure, strata, labels=args.labels, source=source)
     tables = {"trend_strata.csv": trend.strata, "trend_decline.csv": trend.decline}
     if trend.trend_tests is not None:
         tables["trend_test.csv"] = trend.trend_tests
@@ -421,8 +421,8 @@ def _run_trend(args: argparse.Namespace) -> list[str]:
     for label, rows in _label_rows(table):
         if label is None or label in set(trend.strata.get("name", [])):
             figures[f"trend{_slug(label)}.png"] = lambda path, rows=rows, label=label: plots.plot_age_boxes(
-                rows, args.measure, path, age=args.age, by=by, edges=args.age_bins, cutoff=args.cutoff,
-                title=label, source=source)  # fmt: skip
+                rows, args.measure, path, strata, title=label, source=source
+            )
     return _write(args, tables, figures, join)
 
 

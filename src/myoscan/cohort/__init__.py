@@ -28,6 +28,7 @@ from myoscan.cohort.regression import (
     table2,
 )
 from myoscan.cohort.trend import (
+    AgeStrata,
     AgeTrend,
     age_strata,
     age_trend,
@@ -40,6 +41,7 @@ from myoscan.cohort.trend import (
 )
 
 __all__ = [
+    "AgeStrata",
     "AgeTrend",
     "JoinReport",
     "MarginalMeans",

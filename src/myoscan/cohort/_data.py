@@ -29,6 +29,8 @@ __all__ = [
     "complete_cases",
     "covariate_levels",
     "encode_covariates",
+    "group_values",
+    "is_sex_column",
     "is_long",
     "join_participants",
     "label_frames",
@@ -39,6 +41,8 @@ __all__ = [
     "read_cohort_table",
     "require_columns",
     "subject_column",
+    "text_codes",
+    "unparsed_examples",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,59 @@ _SEX_WORDS = {
 }  # fmt: skip
 
 
+#: Column names read as sex (coded 1 = male, 0 = female).
+SEX_COLUMNS = frozenset({"sex", "gender"})
+
+
+def is_sex_column(name: str) -> bool:
+    """Whether a column name means sex.
+
+    Examples
+    --------
+    >>> is_sex_column("Sex"), is_sex_column("site")
+    (True, False)
+    """
+    return name.lower() in SEX_COLUMNS
+
+
+def text_codes(values: pd.Series) -> pd.Series:
+    """Return the stripped lower-case text of each value; missing stays missing.
+
+    Examples
+    --------
+    >>> text_codes(pd.Series([" Yes", 1, None])).tolist()
+    ['yes', '1', nan]
+    """
+    return values.astype(object).map(lambda v: None if v is None or v != v else str(v).strip().lower())
+
+
+def unparsed_examples(values: pd.Series, parsed: pd.Series) -> tuple[int, str]:
+    """Count and up to three quoted examples of values that ``parsed`` left missing.
+
+    Examples
+    --------
+    >>> unparsed_examples(pd.Series(["1", "x", None]), pd.Series([1.0, None, None]))
+    (1, "'x'")
+    """
+    bad = values[parsed.isna().to_numpy() & values.notna().to_numpy()]
+    return len(bad), ", ".join(repr(v) for v in pd.unique(bad)[:3])
+
+
+def group_values(table: pd.DataFrame, column: str, *, source: str) -> pd.Series:
+    """Return a grouping column as text labels: sex as male/female, others as strings.
+
+    Examples
+    --------
+    >>> group_values(pd.DataFrame({"sex": ["F", None]}), "sex", source="p.tsv").tolist()
+    ['female', nan]
+    """
+    require_columns(table, [column], source=source)
+    values = table[column]
+    if is_sex_column(column):
+        return normalize_sex(values, source=f"{source} column {column!r}")
+    return values.astype(object).where(values.notna()).map(lambda v: v if v != v else str(v))
+
+
 def normalize_sex(values: pd.Series, *, source: str = "sex") -> pd.Series:
     """Map sex codes to ``'male'`` / ``'female'`` (missing stays missing).
 
@@ -135,12 +192,9 @@ def normalize_sex(values: pd.Series, *, source: str = "sex") -> pd.Series:
     >>> normalize_sex(pd.Series(["M", "female", None, 1])).tolist()
     ['male', 'female', nan, 'male']
     """
-    text = values.astype("object").where(values.notna())
-    words = text.map(lambda v: v if v is None or v != v else str(v).strip().lower())
-    mapped = words.map(_SEX_WORDS)
-    bad = values[mapped.isna() & values.notna()]
-    if len(bad):
-        examples = ", ".join(repr(v) for v in pd.unique(bad)[:3])
+    mapped = text_codes(values).map(_SEX_WORDS)
+    n_bad, examples = unparsed_examples(values, mapped)
+    if n_bad:
         raise InputError(
             f"{source}: unknown sex code(s) {examples}; use male/female, M/F or 1 = male, 0 = female"
         )
@@ -383,11 +437,10 @@ def numeric_column(table: pd.DataFrame, column: str, *, source: str) -> pd.Serie
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
     parsed = pd.to_numeric(values, errors="coerce")
-    bad = values[parsed.isna() & values.notna()]
-    if len(bad):
-        examples = ", ".join(repr(v) for v in pd.unique(bad)[:3])
+    n_bad, examples = unparsed_examples(values, parsed)
+    if n_bad:
         raise InputError(
-            f"{source}: column {column!r} must be numeric but has {len(bad)} non-numeric value(s), "
+            f"{source}: column {column!r} must be numeric but has {n_bad} non-numeric value(s), "
             f"e.g. {examples}; fix them or leave the cells empty"
         )
     return parsed.astype(float)
@@ -447,7 +500,7 @@ def encode_covariates(table: pd.DataFrame, covariates: Sequence[str], *, source:
 
 def _encode_one(table: pd.DataFrame, name: str, *, source: str) -> dict[str, pd.Series]:
     values = table[name]
-    if name.lower() in {"sex", "gender"}:
+    if is_sex_column(name):
         sex = normalize_sex(values, source=f"{source} column {name!r}")
         return {name: (sex == "male").astype(float).where(sex.notna())}
     if _is_categorical(values):
@@ -488,7 +541,7 @@ def covariate_levels(
     """
     require_columns(table, [covariate], source=source, what="covariate")
     values = table[covariate]
-    if covariate.lower() in {"sex", "gender"}:
+    if is_sex_column(covariate):
         return {"female": {covariate: 0.0}, "male": {covariate: 1.0}}
     if _is_categorical(values):
         levels = sorted(values.dropna().astype(str).unique())

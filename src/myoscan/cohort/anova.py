@@ -29,8 +29,8 @@ import pandas as pd
 
 from myoscan.cohort._data import (
     TooFewSubjectsError,
+    group_values,
     is_long,
-    normalize_sex,
     numeric_column,
     per_label,
     require_columns,
@@ -232,11 +232,7 @@ def repeated_measures_ancova(
     complete = wide.notna().all(axis=1) & covs.notna().all(axis=1)
     group = None
     if between is not None:
-        require_columns(subjects, [between], source=source)
-        raw = subjects[between]
-        group = (
-            normalize_sex(raw, source=source) if between.lower() in {"sex", "gender"} else raw.astype(object)
-        )
+        group = group_values(subjects, between, source=source)
         complete &= group.notna()
     wide = wide[complete]
     parts = [pd.DataFrame({"const": 1.0}, index=wide.index)]
@@ -397,11 +393,7 @@ def ancova(
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
         data = pd.DataFrame({c: numeric_column(rows, c, source=source) for c in (measure, *covariates)})
-        require_columns(rows, [between], source=source)
-        group = rows[between]
-        data["_group"] = (
-            normalize_sex(group, source=source) if between.lower() in {"sex", "gender"} else group
-        )
+        data["_group"] = group_values(rows, between, source=source)
         data = data.dropna()
         if len(data) < len(covariates) + 4 or data["_group"].nunique() < 2:
             raise TooFewSubjectsError(f"ANCOVA of {measure} by {between}: {len(data)} complete subject(s)")

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from myoscan.cohort._data import complete_cases, encode_covariates, numeric_column, per_label, require_columns
+from myoscan.cohort._data import (
+    complete_cases,
+    encode_covariates,
+    numeric_column,
+    per_label,
+    require_columns,
+    text_codes,
+    unparsed_examples,
+)
 from myoscan.errors import InputError
 
 __all__ = [
@@ -87,13 +95,12 @@ def binary_column(table: pd.DataFrame, column: str, *, source: str) -> pd.Series
     """
     require_columns(table, [column], source=source, what="outcome")
     values = table[column]
-    words = values.map(lambda v: v if v is None or v != v else str(v).strip().lower())
+    words = text_codes(values)
     result = pd.Series(np.nan, index=values.index)
     result[words.isin(_TRUE_WORDS)] = 1.0
     result[words.isin(_FALSE_WORDS)] = 0.0
-    bad = values[result.isna() & values.notna()]
-    if len(bad):
-        examples = ", ".join(repr(v) for v in pd.unique(bad)[:3])
+    n_bad, examples = unparsed_examples(values, result)
+    if n_bad:
         raise InputError(f"{source}: outcome {column!r} must be 0/1 (or true/false, yes/no), got {examples}")
     return result
 

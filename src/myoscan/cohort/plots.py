@@ -8,6 +8,7 @@ and no global backend state is touched.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from myoscan._typing import PathLike
 from myoscan.cohort.regression import partial_residuals
-from myoscan.cohort.trend import stratified_values
+from myoscan.cohort.trend import AgeStrata, stratified_values
 from myoscan.outputs import atomic_path
 
 __all__ = ["plot_age_boxes", "plot_forest", "plot_marginal_means", "plot_partial_residuals"]
@@ -199,11 +200,8 @@ def plot_age_boxes(
     rows: pd.DataFrame,
     measure: str,
     path: PathLike,
+    strata: AgeStrata | None = None,
     *,
-    age: str = "age",
-    by: str | None = "sex",
-    edges: Sequence[float] = (40, 50, 60, 70, 80),
-    cutoff: float | Mapping[str, float] | None = None,
     title: str | None = None,
     source: str = "cohort table",
 ) -> Path:
@@ -216,10 +214,13 @@ def plot_age_boxes(
     ----------
     rows : pandas.DataFrame
         Rows of one label (or a wide table).
-    measure, age, by, edges, cutoff
-        As in :func:`myoscan.cohort.strata_summary`.
+    measure : str
+        Column to plot.
     path : str or os.PathLike
         PNG to write.
+    strata : AgeStrata, optional
+        Age column, grouping, strata edges and cut-off (drawn as dashed lines); decades
+        by sex by default.
     title : str, optional
         Figure title.
     source : str
@@ -238,18 +239,20 @@ def plot_age_boxes(
     >>> plot_age_boxes(t, "tmv_cm3", pathlib.Path(tempfile.mkdtemp()) / "box.png").exists()
     True
     """
-    data = stratified_values(rows, measure, age, by, edges, source=source)
-    strata = list(data["stratum"].cat.categories)
+    strata = strata or AgeStrata()
+    data = stratified_values(rows, measure, replace(strata, cutoff=None), source=source)
+    cutoff = strata.cutoff
+    names = list(data["stratum"].cat.categories)
     groups = sorted(data["group"].unique())
-    fig = _figure(max(5.0, 1.2 * len(strata) * max(len(groups), 1)), 4.0)
+    fig = _figure(max(5.0, 1.2 * len(names) * max(len(groups), 1)), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(len(groups), 1)
     low = float(data["value"].min()) if len(data) else 0.0
     for j, group in enumerate(groups):
         cells = [
-            data.loc[(data["group"] == group) & (data["stratum"] == s), "value"].to_numpy() for s in strata
+            data.loc[(data["group"] == group) & (data["stratum"] == s), "value"].to_numpy() for s in names
         ]
-        positions = np.arange(len(strata)) + (j - (len(groups) - 1) / 2) * width
+        positions = np.arange(len(names)) + (j - (len(groups) - 1) / 2) * width
         kept = [(p, c) for p, c in zip(positions, cells, strict=True) if len(c)]
         if not kept:
             continue
@@ -268,8 +271,8 @@ def plot_age_boxes(
             ax.axhline(value, color=_colour(group, j), linestyle="--", linewidth=1)
     elif cutoff is not None:
         ax.axhline(float(cutoff), color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(np.arange(len(strata)), strata)
-    ax.set_xlabel(f"{age} (years)")
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_xlabel(f"{strata.age} (years)")
     ax.set_ylabel(measure)
     if title:
         ax.set_title(title)

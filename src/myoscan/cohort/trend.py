@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import pandas as pd
 from myoscan.cohort._data import (
     TooFewSubjectsError,
     complete_cases,
+    group_values,
     normalize_sex,
     numeric_column,
     per_label,
@@ -29,6 +30,8 @@ from myoscan.errors import InputError
 
 __all__ = [
     "DECLINE_CI_Z",
+    "DECADE_EDGES",
+    "AgeStrata",
     "AgeTrend",
     "age_strata",
     "age_trend",
@@ -45,6 +48,41 @@ __all__ = [
 DECLINE_CI_Z = 1.96
 #: Fewest subjects for a correlation (Fisher z needs n > 3).
 MIN_CORRELATION_SUBJECTS = 4
+
+
+#: Lower bounds of the age strata: decades 40-49 ... 80+ (seed 001 Fig. 4).
+DECADE_EDGES = (40.0, 50.0, 60.0, 70.0, 80.0)
+
+
+@dataclass(frozen=True)
+class AgeStrata:
+    """How subjects are stratified for :func:`strata_summary`, :func:`decline_per_decade` and plots.
+
+    Attributes
+    ----------
+    age : str
+        Age column, in years.
+    by : str or None
+        Grouping column (``sex`` by default); None pools everyone in group ``'all'``.
+    edges : tuple of float
+        Lower bounds of the age strata (see :func:`age_strata`).
+    cutoff : float or mapping, optional
+        Count subjects strictly below this value; a mapping like
+        ``{"male": 7.0, "female": 5.5}`` gives sex-specific values (read from ``sex``).
+    sex : str
+        Sex column used by a sex-specific cut-off.
+
+    Examples
+    --------
+    >>> AgeStrata(by=None, edges=(50, 70)).edges
+    (50, 70)
+    """
+
+    age: str = "age"
+    by: str | None = "sex"
+    edges: tuple[float, ...] = DECADE_EDGES
+    cutoff: float | Mapping[str, float] | None = None
+    sex: str = "sex"
 
 
 def age_strata(age: pd.Series, edges: Sequence[float]) -> pd.Series:
@@ -87,10 +125,7 @@ def age_strata(age: pd.Series, edges: Sequence[float]) -> pd.Series:
 def _groups(rows: pd.DataFrame, by: str | None, *, source: str) -> pd.Series:
     if by is None:
         return pd.Series("all", index=rows.index, dtype=object)
-    require_columns(rows, [by], source=source)
-    if by.lower() in {"sex", "gender"}:
-        return normalize_sex(rows[by], source=f"{source} column {by!r}")
-    return rows[by].astype(object).where(rows[by].notna()).map(lambda v: v if v != v else str(v))
+    return group_values(rows, by, source=source)
 
 
 def _cutoff_per_row(
@@ -109,34 +144,34 @@ def _cutoff_per_row(
 
 
 def stratified_values(
-    rows: pd.DataFrame, measure: str, age: str, by: str | None, edges: Sequence[float], *, source: str
+    rows: pd.DataFrame, measure: str, strata: AgeStrata = AgeStrata(), *, source: str = "cohort table"
 ) -> pd.DataFrame:
-    """Measure, age, group and age stratum of each subject inside the strata.
+    """Return the value, age, group, stratum (and, with a cut-off, ``below``) of each subject in the strata.
 
     Examples
     --------
     >>> t = pd.DataFrame({"age": [35.0, 45.0], "v_ml": [1.0, 2.0]})
-    >>> stratified_values(t, "v_ml", "age", None, [40], source="t").values.tolist()
+    >>> stratified_values(t, "v_ml", AgeStrata(by=None, edges=(40,))).values.tolist()
     [[2.0, 45.0, 'all', '40+']]
     """
     data = pd.DataFrame({
         "value": numeric_column(rows, measure, source=source),
-        "age": numeric_column(rows, age, source=source),
-        "group": _groups(rows, by, source=source),
+        "age": numeric_column(rows, strata.age, source=source),
+        "group": _groups(rows, strata.by, source=source),
     })  # fmt: skip
-    data["stratum"] = age_strata(data["age"], edges)
-    return data.dropna(subset=["value", "age", "group", "stratum"])
+    data["stratum"] = age_strata(data["age"], strata.edges)
+    data = data.dropna(subset=["value", "age", "group", "stratum"])
+    if strata.cutoff is not None:
+        limit = _cutoff_per_row(rows, strata.cutoff, strata.sex, source=source).loc[data.index]
+        data["below"] = data["value"] < limit
+    return data
 
 
 def strata_summary(
     table: pd.DataFrame,
     measure: str,
+    strata: AgeStrata = AgeStrata(),
     *,
-    age: str = "age",
-    by: str | None = "sex",
-    edges: Sequence[float] = (40, 50, 60, 70, 80),
-    cutoff: float | Mapping[str, float] | None = None,
-    sex: str = "sex",
     labels: Sequence[str] | None = None,
     source: str = "cohort table",
 ) -> pd.DataFrame:
@@ -148,17 +183,8 @@ def strata_summary(
         Joined cohort table; long tables per label.
     measure : str
         Column, e.g. ``tmv_cm3``.
-    age : str
-        Age column in years.
-    by : str or None
-        Grouping column (``sex`` by default); None for no grouping (group ``'all'``).
-    edges : sequence of float
-        Lower bounds of the age strata (see :func:`age_strata`).
-    cutoff : float or mapping, optional
-        Adds the count and percentage strictly below this value; a mapping like
-        ``{"male": 7.0, "female": 5.5}`` gives sex-specific values (read from ``sex``).
-    sex : str
-        Sex column used by a sex-specific cut-off.
+    strata : AgeStrata
+        Age column, grouping, strata edges and optional cut-off.
     labels, source
         As in :func:`myoscan.cohort.regress`.
 
@@ -172,15 +198,13 @@ def strata_summary(
     Examples
     --------
     >>> t = pd.DataFrame({"age": [45, 47, 55, 58], "sex": ["F", "F", "M", "M"], "tmv_cm3": [1.0, 3, 5, 7]})
-    >>> s = strata_summary(t, "tmv_cm3", edges=[40, 50])
+    >>> s = strata_summary(t, "tmv_cm3", AgeStrata(edges=(40, 50)))
     >>> s[["group", "age_stratum", "tmv_cm3_median"]].values.tolist()
     [['female', '40-49', 2.0], ['male', '50+', 6.0]]
     """
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
-        data = stratified_values(rows, measure, age, by, edges, source=source)
-        if cutoff is not None:
-            data["below"] = data["value"] < _cutoff_per_row(rows, cutoff, sex, source=source).loc[data.index]
+        data = stratified_values(rows, measure, strata, source=source)
         records = []
         for (group, stratum), cell in data.groupby(["group", "stratum"], observed=True, sort=True):
             values = cell["value"]
@@ -190,11 +214,13 @@ def strata_summary(
                 f"{measure}_median": values.median(), f"{measure}_q1": values.quantile(0.25),
                 f"{measure}_q3": values.quantile(0.75),
             }  # fmt: skip
-            if cutoff is not None:
+            if strata.cutoff is not None:
                 record.update(n_below=int(cell["below"].sum()), pct_below=100.0 * cell["below"].mean())
             records.append(record)
         if not records:
-            raise TooFewSubjectsError(f"{measure}: no subject with a value in the age strata from {edges[0]}")
+            raise TooFewSubjectsError(
+                f"{measure}: no subject with a value in the age strata from {strata.edges[0]}"
+            )
         return pd.DataFrame(records)
 
     return per_label(table, analyse, labels=labels, source=source)
@@ -203,10 +229,8 @@ def strata_summary(
 def decline_per_decade(
     table: pd.DataFrame,
     measure: str,
+    strata: AgeStrata = AgeStrata(),
     *,
-    age: str = "age",
-    by: str | None = "sex",
-    edges: Sequence[float] = (40, 50, 60, 70, 80),
     labels: Sequence[str] | None = None,
     source: str = "cohort table",
 ) -> pd.DataFrame:
@@ -226,18 +250,19 @@ def decline_per_decade(
     Examples
     --------
     >>> t = pd.DataFrame({"age": [40.0, 50, 60, 70], "tmv_cm3": [10.0, 9, 8, 7]})
-    >>> round(float(decline_per_decade(t, "tmv_cm3", by=None)["tmv_cm3_per_decade"].iloc[0]), 9)
+    >>> d = decline_per_decade(t, "tmv_cm3", AgeStrata(by=None))
+    >>> round(float(d["tmv_cm3_per_decade"].iloc[0]), 9)
     -1.0
     """
     import statsmodels.api as sm
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
-        data = stratified_values(rows, measure, age, by, edges, source=source)
+        data = stratified_values(rows, measure, replace(strata, cutoff=None), source=source)
         records = []
         for group, cell in data.groupby("group", sort=True):
             if len(cell) < 3 or cell["age"].nunique() < 2:
                 raise TooFewSubjectsError(
-                    f"{measure} ~ {age} in group {group}: {len(cell)} subject(s), need 3"
+                    f"{measure} ~ {strata.age} in group {group}: {len(cell)} subject(s), need 3"
                 )
             fit = sm.OLS(cell["value"], sm.add_constant(cell[["age"]])).fit()
             slope, se = float(fit.params["age"]), float(fit.bse["age"])
@@ -360,12 +385,8 @@ class AgeTrend:
 def age_trend(
     table: pd.DataFrame,
     measure: str,
+    strata: AgeStrata = AgeStrata(),
     *,
-    age: str = "age",
-    by: str | None = "sex",
-    edges: Sequence[float] = (40, 50, 60, 70, 80),
-    cutoff: float | Mapping[str, float] | None = None,
-    sex: str = "sex",
     labels: Sequence[str] | None = None,
     source: str = "cohort table",
 ) -> AgeTrend:
@@ -377,13 +398,12 @@ def age_trend(
     Examples
     --------
     >>> t = pd.DataFrame({"age": np.repeat([45.0, 55, 65], 4), "tmv_cm3": np.arange(12.0)[::-1]})
-    >>> age_trend(t, "tmv_cm3", by=None, cutoff=4.0).trend_tests["n_below"].tolist()
+    >>> age_trend(t, "tmv_cm3", AgeStrata(by=None, cutoff=4.0)).trend_tests["n_below"].tolist()
     [4]
     """
-    options = {"age": age, "by": by, "edges": edges, "labels": labels, "source": source}
-    strata = strata_summary(table, measure, cutoff=cutoff, sex=sex, **options)
-    decline = decline_per_decade(table, measure, **options)
-    return AgeTrend(strata, decline, proportion_trend(strata) if cutoff is not None else None)
+    summary = strata_summary(table, measure, strata, labels=labels, source=source)
+    decline = decline_per_decade(table, measure, strata, labels=labels, source=source)
+    return AgeTrend(summary, decline, proportion_trend(summary) if strata.cutoff is not None else None)
 
 
 def fisher_z_ci(r: float, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
