@@ -221,12 +221,17 @@ def test_totalseg_volumes_and_counts_match_independent_tools(totalseg, totalseg_
 
     pred, ref = totalseg
     table = totalseg_table
+    itk_ml = {}
     for image, column in ((pred, "volume_pred_ml"), (ref, "volume_ref_ml")):
         shape = sitk.LabelShapeStatisticsImageFilter()
         shape.Execute(image)
-        itk_ml = pd.Series({i: shape.GetPhysicalSize(i) / 1000 for i in shape.GetLabels()})
+        volumes = pd.Series({i: shape.GetPhysicalSize(i) / 1000 for i in shape.GetLabels()})
+        itk_ml[column] = volumes.reindex(table.index, fill_value=0.0)
         present = table[column] > 0
-        np.testing.assert_allclose(table.loc[present, column], itk_ml.loc[table.index[present]], rtol=1e-12)
+        np.testing.assert_allclose(table.loc[present, column], volumes.loc[table.index[present]], rtol=1e-12)
+    signed_pct = (itk_ml["volume_pred_ml"] - itk_ml["volume_ref_ml"]) / itk_ml["volume_ref_ml"] * 100
+    np.testing.assert_allclose(table["volume_diff_pct"], signed_pct, atol=1e-9)
+    np.testing.assert_allclose(table["ravd_pct"], signed_pct.abs(), atol=1e-9)
     y_pred = sitk.GetArrayViewFromImage(pred).ravel()
     y_ref = sitk.GetArrayViewFromImage(ref).ravel()
     cm = multilabel_confusion_matrix(y_ref, y_pred, labels=list(table.index))  # [[tn, fp], [fn, tp]]
