@@ -293,3 +293,12 @@ def test_cli_raters_and_errors(tmp_path, capsys):
     assert main(["agreement", "--a", str(tmp_path / "r0.csv"), "--on", "subject", "--measure", "score",
                  "-o", str(out2)]) == 2
     assert not out2.exists()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import myoscan.agreement as module
+
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted >= 8

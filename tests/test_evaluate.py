@@ -411,3 +411,12 @@ def test_cli_scheme_names_labels(tmp_path, totalseg_dir, capsys):
     assert main(["evaluate", "--pred", str(totalseg_dir / "example_seg_fast.nii.gz"),
                  "--ref", str(totalseg_dir / "example_seg.nii.gz"), "-o", str(out), "--scheme", "nope"]) == 2
     assert "unknown label scheme 'nope'" in capsys.readouterr().err
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import myoscan.evaluate as module
+
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted >= 8
