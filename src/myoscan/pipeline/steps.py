@@ -18,7 +18,7 @@ import numpy as np
 
 from myoscan.errors import MyoscanError
 from myoscan.io import Volume, read_volume, write_volume
-from myoscan.outputs import write_json, write_table
+from myoscan.outputs import write_table
 from myoscan.pipeline import provenance
 from myoscan.pipeline.bids import Case, read_participants
 
@@ -113,10 +113,14 @@ def _participants(dataset: str):  # cached per worker process
 
 
 @functools.lru_cache(maxsize=2)
-def _bundle_sha256(model: str) -> str:
-    from myoscan.segment import resolve_bundle
+def _bundle(model: str):  # loaded once per worker process
+    from myoscan.segment import load_bundle, resolve_bundle
 
-    return resolve_bundle(model).sha256
+    return load_bundle(resolve_bundle(model))
+
+
+def _bundle_sha256(model: str) -> str:
+    return _bundle(model).sha256
 
 
 # ------------------------------------------------------------------------------ steps
@@ -152,19 +156,15 @@ def step_stitch(ctx: CaseContext) -> None:
 
 def step_segment(ctx: CaseContext) -> None:
     """Segment with the configured model bundle; writes ``_dseg.nii.gz`` and its JSON side-car."""
-    from myoscan.segment import predict_files, resolve_bundle
+    from myoscan.segment import segment_volumes, write_segmentation
 
-    bundle = resolve_bundle(ctx.config.model)
-    contrasts = list(bundle.config["inputs"]["contrasts"])
-    missing = [c for c in contrasts if c not in ctx.images]
-    if missing:
-        raise StepError(
-            f"segment: model {bundle.name} needs {', '.join(contrasts)}; "
-            f"{ctx.case.key} lacks {', '.join(missing)}"
-        )
-    seg, sidecar = predict_files(bundle, [ctx.images[c] for c in contrasts], device=ctx.config.device)
-    ctx.segmentation = ctx.wrote(write_volume(seg, ctx.path("dseg.nii.gz")))
-    ctx.wrote(write_json(sidecar, ctx.path("dseg.json")))
+    bundle = _bundle(ctx.config.model)
+    contrasts = list(bundle.settings.contrasts)
+    inputs = dict(zip(contrasts, ctx.require(*contrasts, step="segment"), strict=True))
+    result = segment_volumes(inputs, bundle, device=ctx.config.device, show_progress=False)
+    label_path, sidecar = write_segmentation(result, ctx.path("dseg.nii.gz"))
+    ctx.segmentation = ctx.wrote(label_path)
+    ctx.wrote(sidecar)
 
 
 def step_quantify(ctx: CaseContext) -> None:
@@ -200,9 +200,10 @@ def _scheme_of(segmentation: Path) -> str | None:
 
     sidecar = segmentation.with_name(segmentation.name.split(".nii")[0] + ".json")
     try:
-        return json.loads(sidecar.read_text())["scheme"]
-    except (OSError, ValueError, KeyError):
+        content = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
         return None
+    return content.get("label_scheme") or content.get("scheme")
 
 
 STEPS: dict[str, Callable[[CaseContext], None]] = {
