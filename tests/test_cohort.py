@@ -388,6 +388,19 @@ def test_logistic_equals_statsmodels_and_recovers_known_or(wide_table):
     assert abs(result["log_or"] - np.log(TRUE.fall_odds_ratio)) < WITHIN_SE * result["log_or_se"]
 
 
+def test_logistic_recovers_known_or_over_replicate_cohorts():
+    estimates = []
+    for seed in range(100, 108):
+        cohort = simulate_cohort(1500, seed=seed)
+        table, _ = join_participants(cohort.regional, cohort.participants)
+        estimates.append(logistic_regression(table, "pa_ratio", ["fall"], ["age", "sex", "bmi"]).iloc[0])
+    results = pd.DataFrame(estimates)
+    pooled_se = results["log_or_se"].mean() / np.sqrt(len(results))
+    assert abs(results["log_or"].mean() - np.log(TRUE.fall_odds_ratio)) < 3 * pooled_se
+    covered = (results["or_ci_low"] < TRUE.fall_odds_ratio) & (TRUE.fall_odds_ratio < results["or_ci_high"])
+    assert covered.sum() >= 7  # 95 % profile-likelihood intervals
+
+
 def test_logistic_separation_and_bad_outcome():
     t = pd.DataFrame({"e": np.arange(30.0), "y": [0] * 10 + [0, 1] * 5 + [1] * 10, "bad": [2] * 30})
     with pytest.warns(UserWarning, match="never or always occurs"):

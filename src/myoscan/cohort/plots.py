@@ -28,9 +28,12 @@ _DPI = 150
 
 
 def _figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg renderer, whatever pyplot's backend is
+    return fig
 
 
 def _save(fig, path: PathLike) -> Path:
