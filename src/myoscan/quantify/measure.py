@@ -8,10 +8,12 @@ the one-call forms.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -365,13 +367,53 @@ def measure(
     config: QuantifyConfig | None = None,
     progress: bool = False,
 ) -> Measurements:
-    """Measure every label of a segmentation (see :func:`quantify` for the parameters).
+    """Measure every label of a segmentation in one pass; tables come from the result.
+
+    Parameters
+    ----------
+    labels : Volume
+        3D label map (0 = background).
+    water, fat : Volume, optional
+        Dixon water and fat images (both or neither): ``imf_pct``, ``imf_uneroded_pct``,
+        ``n_voxels_eroded``, ``voxelwise_ff_mean_pct``.
+    fat_fraction : Volume, optional
+        Fat-fraction map: ``ff_mean_pct``, ``ff_median_pct``, ``ff_mean_below50_pct``.
+    ct : Volume, optional
+        CT in HU: ``mean_hu``, ``sd_hu``, ``median_hu``, ``lean_muscle_pct``, ``imat_volume_ml``.
+    image : Volume, optional
+        T1/T2-weighted image: ``fat_pct_gmm``/``fat_pct_kmeans`` (MuscleMap clustering).
+    names : mapping of int to str, optional
+        Label id -> structure name (e.g. from :func:`myoscan.io.read_mask_folder`); default
+        the Slicer segment names in ``labels.meta``.
+    scheme : str, optional
+        Label catalog scheme naming the ids (takes precedence over ``names``).
+    slab : SliceRange, optional
+        Measure only these slices (see :mod:`myoscan.quantify.slab`).
+    label_z_ranges : mapping of int to (float, float), optional
+        Per-label world z window (mm), e.g. from :func:`~myoscan.quantify.slab.level_z_ranges`.
+    config : QuantifyConfig, optional
+        Method settings (erosion, HU ranges, clustering, CSA slice ...); paper defaults.
+    progress : bool
+        Progress bars on stderr.
 
     Returns
     -------
     Measurements
         Per-label and per-slice tables via :meth:`Measurements.label_table` and
         :meth:`Measurements.slice_table`.
+
+    Raises
+    ------
+    InputError
+        4D images, grids that differ, NaN/Inf or negative fat/water voxels inside labels, an
+        empty segmentation, invalid labels.
+
+    Examples
+    --------
+    >>> lab = np.zeros((2, 2, 3), np.uint8); lab[0, :, :2] = 1
+    >>> m = measure(Volume(lab, np.eye(4)))
+    >>> len(m.label_table()), len(m.slice_table())
+    (1, 2)
     """
     config = config if config is not None else QuantifyConfig()
     if (water is None) != (fat is None):
@@ -418,49 +460,11 @@ def _log_empty(names: Mapping[int, str] | None, present: np.ndarray) -> None:
                      ", ..." if len(empty) > 8 else "")
 
 
-def quantify(
-    labels: Volume,
-    *,
-    water: Volume | None = None,
-    fat: Volume | None = None,
-    fat_fraction: Volume | None = None,
-    ct: Volume | None = None,
-    image: Volume | None = None,
-    names: Mapping[int, str] | None = None,
-    scheme: str | None = None,
-    slab: SliceRange | None = None,
-    label_z_ranges: Mapping[int, tuple[float, float]] | None = None,
-    config: QuantifyConfig | None = None,
-    progress: bool = False,
-) -> pd.DataFrame:
+def quantify(labels: Volume, **options: Any) -> pd.DataFrame:
     """Per-label muscle metrics of a segmentation: volume, fat, attenuation, CSA.
 
-    Parameters
-    ----------
-    labels : Volume
-        3D label map (0 = background).
-    water, fat : Volume, optional
-        Dixon water and fat images (both or neither): ``imf_pct``, ``imf_uneroded_pct``,
-        ``n_voxels_eroded``, ``voxelwise_ff_mean_pct``.
-    fat_fraction : Volume, optional
-        Fat-fraction map: ``ff_mean_pct``, ``ff_median_pct``, ``ff_mean_below50_pct``.
-    ct : Volume, optional
-        CT in HU: ``mean_hu``, ``sd_hu``, ``median_hu``, ``lean_muscle_pct``, ``imat_volume_ml``.
-    image : Volume, optional
-        T1/T2-weighted image: ``fat_pct_gmm``/``fat_pct_kmeans`` (MuscleMap clustering).
-    names : mapping of int to str, optional
-        Label id -> structure name (e.g. from :func:`myoscan.io.read_mask_folder`); default
-        the Slicer segment names in ``labels.meta``.
-    scheme : str, optional
-        Label catalog scheme naming the ids (takes precedence over ``names``).
-    slab : SliceRange, optional
-        Measure only these slices (see :mod:`myoscan.quantify.slab`).
-    label_z_ranges : mapping of int to (float, float), optional
-        Per-label world z window (mm), e.g. from :func:`~myoscan.quantify.slab.level_z_ranges`.
-    config : QuantifyConfig, optional
-        Method settings (erosion, HU ranges, clustering, CSA slice ...); paper defaults.
-    progress : bool
-        Progress bars on stderr.
+    Takes the parameters of :func:`measure` and returns its
+    :meth:`~Measurements.label_table`.
 
     Returns
     -------
@@ -472,8 +476,7 @@ def quantify(
     Raises
     ------
     InputError
-        4D images, grids that differ, NaN/Inf or negative fat/water voxels inside labels, an
-        empty segmentation, invalid labels.
+        Bad input, as listed for :func:`measure`.
 
     Examples
     --------
@@ -483,16 +486,11 @@ def quantify(
     >>> t[["name", "n_voxels", "volume_ml", "mean_hu", "max_csa_cm2"]].values.tolist()
     [['soleus_left', 16, 0.04, 40.0, 0.08]]
     """
-    return measure(labels, water=water, fat=fat, fat_fraction=fat_fraction, ct=ct, image=image, names=names,
-                   scheme=scheme, slab=slab, label_z_ranges=label_z_ranges, config=config,
-                   progress=progress).label_table()
+    return measure(labels, **options).label_table()
 
 
-def quantify_slices(
-    labels: Volume,
-    **kwargs,
-) -> pd.DataFrame:
-    """Per-slice table (CSA and per-slice fat/HU profile per label); same arguments as :func:`quantify`.
+def quantify_slices(labels: Volume, **options: Any) -> pd.DataFrame:
+    """Per-slice table (CSA and fat/HU profile per label); the parameters of :func:`measure`.
 
     Examples
     --------
@@ -500,4 +498,14 @@ def quantify_slices(
     >>> quantify_slices(Volume(lab, np.eye(4)))[["slice_index", "n_voxels", "csa_cm2"]].values.tolist()
     [[0.0, 2.0, 0.02], [1.0, 2.0, 0.02]]
     """
-    return measure(labels, **kwargs).slice_table()
+    return measure(labels, **options).slice_table()
+
+
+def _signature_of_measure(function: Callable[..., pd.DataFrame]) -> None:
+    """Show :func:`measure`'s keyword parameters in ``help()`` of the one-call forms."""
+    function.__signature__ = inspect.signature(measure).replace(  # type: ignore[attr-defined]
+        return_annotation=pd.DataFrame)
+
+
+_signature_of_measure(quantify)
+_signature_of_measure(quantify_slices)
