@@ -297,7 +297,13 @@ def _build_simulate(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen analysis; tables are computed first, then written."""
-    args.cohort_handler(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            args.cohort_handler(args)
+        finally:  # warnings (unmatched ids, few events, ...) as one readable line each
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                log.warning("%s", message)
     return 0
 
 
@@ -315,7 +321,7 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict, str]:
             metrics, participants, session=args.session, metrics_source=args.metrics.name,
             participants_source=args.participants.name if args.participants else "participants table",
         )  # fmt: skip
-    for warning in unmatched:  # the join report, as one readable line each
+    for warning in unmatched:  # the join report first, one line each
         log.warning("%s", warning.message)
     log.info("%s: %d subject(s) matched", args.metrics.name, report.n_matched)
     join = {"n_metrics_subjects": report.n_metrics_subjects, "n_participants": report.n_participants,
