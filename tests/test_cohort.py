@@ -859,6 +859,7 @@ def test_cli_reports_unmatched_ids(cohort_files, tmp_path, capsys):
 def test_docstring_examples_run():
     import doctest
 
+    import myoscan.cohort._columns as columns
     import myoscan.cohort._data as data
     import myoscan.cohort.anova as anova
     import myoscan.cohort.logistic as logistic
@@ -868,7 +869,7 @@ def test_docstring_examples_run():
     import myoscan.cohort.trend as trend
 
     attempted = 0
-    for module in (data, anova, logistic, plots, regression, simulate, trend):
+    for module in (columns, data, anova, logistic, plots, regression, simulate, trend):
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__
         attempted += result.attempted

@@ -29,7 +29,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from myoscan.cohort._data import normalize_sex, numeric_column, require_columns
+from myoscan.cohort._columns import (
+    normalize_sex,
+    numeric_column,
+    require_columns,
+)
 from myoscan.errors import InputError
 
 __all__ = [

@@ -8,11 +8,10 @@ DataFrames. Long tables are analysed per label. See ``docs/cohort.md``.
 
 from __future__ import annotations
 
+from myoscan.cohort._columns import encode_covariates, normalize_sex
 from myoscan.cohort._data import (
     JoinReport,
-    encode_covariates,
     join_participants,
-    normalize_sex,
     read_cohort_table,
 )
 from myoscan.cohort.anova import RepeatedMeasures, ancova, average_sides, repeated_measures_ancova

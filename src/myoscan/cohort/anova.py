@@ -27,13 +27,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from myoscan.cohort._columns import (
+    group_values,
+    numeric_column,
+    require_columns,
+)
 from myoscan.cohort._data import (
     TooFewSubjectsError,
-    group_values,
     is_long,
-    numeric_column,
     per_label,
-    require_columns,
 )
 from myoscan.cohort.regression import estimated_marginal_means
 from myoscan.errors import InputError

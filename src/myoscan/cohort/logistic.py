@@ -16,15 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from myoscan.cohort._data import (
-    complete_cases,
+from myoscan.cohort._columns import (
     encode_covariates,
     numeric_column,
-    per_label,
     require_columns,
     text_codes,
     unparsed_examples,
 )
+from myoscan.cohort._data import complete_cases, per_label
 from myoscan.errors import InputError
 
 __all__ = [

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from myoscan.cohort._data import (
-    TooFewSubjectsError,
-    complete_cases,
+from myoscan.cohort._columns import (
     covariate_levels,
     encode_covariates,
     numeric_column,
+)
+from myoscan.cohort._data import (
+    TooFewSubjectsError,
+    complete_cases,
     per_label,
     resolve_side_template,
 )

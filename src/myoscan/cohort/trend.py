@@ -17,14 +17,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from myoscan.cohort._data import (
-    TooFewSubjectsError,
-    complete_cases,
+from myoscan.cohort._columns import (
     group_values,
     normalize_sex,
     numeric_column,
-    per_label,
     require_columns,
+)
+from myoscan.cohort._data import (
+    TooFewSubjectsError,
+    complete_cases,
+    per_label,
 )
 from myoscan.errors import InputError
 
