@@ -356,6 +356,7 @@ def test_negative_fat_inside_a_label_is_an_error():
     lab[0] = 1
     fat, water = np.ones((2, 2, 2)), np.ones((2, 2, 2))
     fat[1] = -5.0  # background noise: allowed
+    fat[1, 1, 1] = np.nan  # and NaN in the background must not hide what follows
     quantify(vol(lab), fat=vol(fat), water=vol(water))
     fat[0, 0, 0] = -1.0
     with pytest.raises(InputError, match="negative"):

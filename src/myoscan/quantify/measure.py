@@ -224,8 +224,10 @@ def _check_non_negative(rows: np.ndarray, arrays: Mapping[str, np.ndarray], volu
         if role not in arrays or arrays[role].dtype.kind == "u":
             continue
         array = arrays[role]
-        if not array.min() < 0:  # fast path (NaN-safe: NaN is handled after the pass)
-            continue
+        with warnings.catch_warnings():  # an all-NaN image is reported after the pass
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if not np.nanmin(array) < 0:  # fast path: nothing negative anywhere
+                continue
         inside = array[rows > 0]
         bad = int(np.count_nonzero(inside < 0))
         if bad:
