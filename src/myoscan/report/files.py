@@ -11,7 +11,6 @@ record: ``dataset`` (the BIDS root) joined with the keys of ``inputs_sha256``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -29,7 +28,6 @@ from myoscan.outputs import read_table
 __all__ = [
     "DISPLAY_CONTRASTS",
     "SubjectFiles",
-    "file_sha256",
     "find_cohort_root",
     "find_subject_files",
     "list_subject_folders",
@@ -55,24 +53,6 @@ def _bids_suffix(name: str) -> str | None:
     """``sub-01_desc-stitched_water.nii.gz`` -> ``'water'``; None if not a NIfTI name."""
     stem = next((name[: -len(s)] for s in _IMAGE_SUFFIXES if name.endswith(s)), None)
     return None if stem is None else stem.rsplit("_", 1)[-1]
-
-
-def file_sha256(path: PathLike) -> str:
-    """SHA-256 hex digest of a file (read in 1 MiB blocks), as in the provenance records.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> file_sha256(p)[:12]
-    'ba7816bf8f01'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -161,11 +161,12 @@ def _rows(labels: np.ndarray) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
     else:
         present = np.unique(labels)
     ids = present[present > 0].astype(np.int64)
+    dtype = np.min_scalar_type(ids.size)  # uint8 for up to 255 labels: rows cost one byte per voxel
     if top <= _LUT_MAX_ID:
-        lut = np.zeros(top + 1, dtype=np.int32)
-        lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+        lut = np.zeros(top + 1, dtype=dtype)
+        lut[ids] = np.arange(1, ids.size + 1)
         return lut[labels], ids
-    return np.searchsorted(np.concatenate([[0], ids]), labels).astype(np.int32), ids
+    return np.searchsorted(np.concatenate([[0], ids]), labels).astype(dtype), ids
 
 
 def label_profiles(labels: np.ndarray, spacing_mm: tuple[float, float, float]) -> LabelProfiles:

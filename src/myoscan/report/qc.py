@@ -414,6 +414,8 @@ def swap_flags(
     spacing_mm: tuple[float, float, float],
     *,
     labels: np.ndarray | None = None,
+    in_phase: np.ndarray | None = None,
+    opposed_phase: np.ndarray | None = None,
 ) -> list[QCFlag]:
     """Fat-water swap share of the body and of the labelled voxels (myoscan.dixon detector).
 
@@ -422,9 +424,12 @@ def swap_flags(
     water, fat : (I, J, K) ndarray
         Water and fat images on one grid.
     spacing_mm : tuple of 3 float
-        Voxel size.
+        Voxel size; the axis with the largest spacing is taken as the slice axis.
     labels : (I, J, K) ndarray, optional
         Label map on the same grid: adds the swapped share of the labelled voxels.
+    in_phase, opposed_phase : (I, J, K) ndarray, optional
+        The echoes of the same acquisition (both or neither); the detector uses them when
+        they agree with water and fat.
 
     Returns
     -------
@@ -436,15 +441,16 @@ def swap_flags(
         from myoscan.dixon import detect_swaps
     except ImportError:
         return [QCFlag("swap", "n/a", "fat-water swap detector (myoscan.dixon) not available")]
-    slice_axis = int(np.argmax(spacing_mm))
-    result = detect_swaps(water, fat, spacing_mm=spacing_mm, slice_axis=slice_axis)
+    echoes = {"in_phase": in_phase, "opposed_phase": opposed_phase} if in_phase is not None else {}
+    result = detect_swaps(water, fat, spacing_mm=spacing_mm, slice_axis=int(np.argmax(spacing_mm)), **echoes)
     body_pct = result.swapped_fraction * 100
-    text = f"swapped share of the body {body_pct:.1f} % ({result.swapped_volume_ml:.1f} mL"
-    text += f" in {result.n_regions} region{'s' if result.n_regions != 1 else ''})"
+    plural = "s" if result.n_regions != 1 else ""
+    volume = f"{result.swapped_volume_ml:.1f} mL in {result.n_regions} region{plural}"
+    text = f"swapped share of the body {body_pct:.1f} % ({volume})"
     if labels is not None and labels.shape == result.mask.shape and (labelled := labels > 0).any():
         share = np.count_nonzero(result.mask & labelled) / np.count_nonzero(labelled) * 100
         text += f"; of the labelled voxels {share:.1f} %"
-    severity = "fail" if result.has_swap else "pass"
     if result.has_swap:
-        text += "; IMF and fat fractions there are wrong - fix with `myoscan dixon --fix` and re-run"
-    return [QCFlag("swap", severity, text, "", body_pct, "%")]
+        text += "; IMF and fat fractions there are wrong: swap water and fat back (myoscan dixon) and re-run"
+    text += f"; cues: {', '.join(result.cues) or 'none'}" + "".join(f"; {note}" for note in result.notes)
+    return [QCFlag("swap", "fail" if result.has_swap else "pass", text, "", body_pct, "%")]

@@ -25,7 +25,6 @@ from myoscan.outputs import read_table, write_text
 from myoscan.report import markup, qc, sections
 from myoscan.report.files import (
     SubjectFiles,
-    file_sha256,
     find_cohort_root,
     find_subject_files,
     participant_info,
@@ -246,6 +245,8 @@ def _cohort_table(cohort: pd.DataFrame | PathLike | bool | None, files: SubjectF
 
 def _provenance_flags(files: SubjectFiles, used: list[Path]) -> list[qc.QCFlag]:
     """Flag inputs used by the report whose hash differs from the provenance record."""
+    from myoscan.pipeline.provenance import file_sha256  # the hash the pipeline recorded
+
     if files.dataset is None or not files.inputs_sha256:
         return [qc.QCFlag("provenance", "n/a", "no provenance record with input hashes")]
     flags = []
@@ -267,6 +268,7 @@ def _provenance_flags(files: SubjectFiles, used: list[Path]) -> list[qc.QCFlag]:
 
 
 def _swap_flags(files: SubjectFiles, labels: Volume, options: ReportOptions) -> list[qc.QCFlag]:
+    """Run the swap detector on the subject's water and fat (with IP/OP when on the same grid)."""
     if not options.check_swap:
         return [qc.QCFlag("swap", "n/a", "fat-water swap check switched off")]
     if "water" not in files.images or "fat" not in files.images:
@@ -276,8 +278,15 @@ def _swap_flags(files: SubjectFiles, labels: Volume, options: ReportOptions) -> 
         return [
             qc.QCFlag("swap", "n/a", f"{water.name} and {fat.name} are not on one grid; swap check skipped")
         ]
+    echoes = {}
+    if "inphase" in files.images and "outphase" in files.images:
+        ip, op = read_volume(files.images["inphase"]), read_volume(files.images["outphase"])
+        if grid_difference(ip, water) is None and grid_difference(op, water) is None:
+            echoes = {"in_phase": ip.array, "opposed_phase": op.array}
     same = grid_difference(water, labels) is None
-    return qc.swap_flags(water.array, fat.array, water.spacing_mm, labels=labels.array if same else None)
+    return qc.swap_flags(
+        water.array, fat.array, water.spacing_mm, labels=labels.array if same else None, **echoes
+    )
 
 
 def _expected_from_scheme(scheme: str | None, present: Mapping[int, Structure | None]) -> list[str]:
@@ -338,7 +347,8 @@ def _subject_flags(
     }
     volume_flags, z = qc.volume_flags(volumes, cohort, threshold=options.z_threshold)
     used = [files.dseg, *([shown.path] if shown else [])]
-    used += [files.images[c] for c in ("water", "fat") if c in files.images and options.check_swap]
+    swap_inputs = ("water", "fat", "inphase", "outphase") if options.check_swap else ()
+    used += [files.images[c] for c in swap_inputs if c in files.images]
     known = load_catalog().scheme(scheme).ids if scheme else None
     expected = _expected_from_scheme(scheme, subject.structures)
     flags = qc.flags_table([
