@@ -394,3 +394,14 @@ def test_measure_builds_both_tables_from_one_pass():
         warnings.simplefilter("error")
         result = measure(vol(lab), fat=vol(fat), water=vol(water))
     assert result.label_table()["n_voxels"].sum() == result.slice_table()["n_voxels"].sum() == 125
+
+
+@pytest.mark.parametrize(("border_outside", "n_eroded"), [(True, 9), (False, 27)], ids=["outside", "inside"])
+def test_slab_faces_erode_like_the_image_border(border_outside, n_eroded):
+    from myoscan.quantify import SliceRange
+
+    lab, fat, water = dixon_cube()  # cube on slices 1-5; the slab keeps 2-4
+    config = QuantifyConfig(erode_at_image_border=border_outside)
+    t = row(quantify(vol(lab), fat=vol(fat), water=vol(water), slab=SliceRange(2, 5), config=config), 1)
+    assert t["n_voxels"] == 75
+    assert (t["n_voxels_eroded"], t["imf_pct"]) == (n_eroded, pytest.approx(10.0))

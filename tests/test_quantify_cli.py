@@ -155,3 +155,20 @@ def test_two_slab_options_are_refused(dixon_files, tmp_path, capsys):
     assert run_cli("--seg", dixon_files["seg.nii.gz"], "--slab-slices", "1:3", "--slab-z=0:5",
                    "-o", tmp_path / "o.csv") == 2
     assert "one slab option" in one_line_error(capsys)
+
+
+def test_levels_from_catalog_with_separate_landmarks(tmp_path):
+    # vertebrae C3..C6 (TotalSegmentator ids 48..45), 3 slices each from the top; the
+    # cervical MFSS right (label 1, levels C4-C6) on all 12 slices, 4 voxels a slice
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    landmarks = np.zeros((4, 4, 12), np.uint8)
+    for level, ts_id in enumerate((48, 47, 46, 45)):
+        landmarks[0, 0, 9 - 3 * level:12 - 3 * level] = ts_id
+    muscles = np.zeros((4, 4, 12), np.uint8)
+    muscles[2:, 2:, :] = 1
+    lm = write_volume(Volume(landmarks, affine), tmp_path / "vertebrae.nii.gz")
+    seg = write_volume(Volume(muscles, affine), tmp_path / "muscles.nii.gz")
+    out = tmp_path / "cervical.csv"
+    assert run_cli("--seg", seg, "--scheme", "cervical", "--levels-from-catalog", "--landmarks", lm,
+                   "-o", out, "-q") == 0
+    assert pd.read_csv(out).loc[0, "n_voxels"] == 9 * 4  # C6 bottom (slice 0) to C4 top (slice 8)
