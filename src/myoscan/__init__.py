@@ -1,6 +1,6 @@
 """myoscan: automated skeletal-muscle analysis of MRI and CT.
 
-The package is organised one module per concern (see ``docs/architecture.md``):
+The package is organised one module per concern (see ``docs/developing.md``):
 ``io`` reads and writes images, ``labels`` holds the muscle catalog,
 ``quantify`` measures, ``dixon``/``stitch`` prepare MRI, ``phantom`` makes
 synthetic scans, ``segment``/``train`` run networks, ``evaluate`` and ``stats``
