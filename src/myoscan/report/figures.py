@@ -153,7 +153,7 @@ def _coronal(plane: np.ndarray, convention: Convention) -> np.ndarray:
     return rows_si[:, ::-1] if convention == "radiological" else rows_si
 
 
-def _marks(ax, convention: Convention, vertical: tuple[str, str]) -> None:
+def _marks(ax, convention: Convention, vertical: tuple[str, str], *, side_y: float = 0.5) -> None:
     from matplotlib import patheffects
 
     left, right = ("R", "L") if convention == "radiological" else ("L", "R")
@@ -164,8 +164,8 @@ def _marks(ax, convention: Convention, vertical: tuple[str, str]) -> None:
         transform=ax.transAxes,
         path_effects=[patheffects.withStroke(linewidth=2.5, foreground="black")],
     )
-    ax.text(0.015, 0.5, left, ha="left", va="center", **style)
-    ax.text(0.985, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.015, side_y, left, ha="left", va="center", **style)
+    ax.text(0.985, side_y, right, ha="right", va="center", **style)
     ax.text(0.5, 0.985, vertical[0], ha="center", va="top", **style)
     ax.text(0.5, 0.015, vertical[1], ha="center", va="bottom", **style)
 
@@ -337,7 +337,7 @@ def coronal_figure(
             transform=ax.get_yaxis_transform(),
         )
     ax.set_title(title, color="white", fontsize=10, pad=3)
-    _marks(ax, convention, ("S", "I"))
+    _marks(ax, convention, ("S", "I"), side_y=0.03)  # low corners: clear of the level labels
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.35 / (height + 0.35))
     return fig
 

@@ -101,8 +101,9 @@ def overlay_section(
     ]
     style = {"colors": colors, "window": window, "convention": convention}
     axial = figures.axial_figure(labels, array, levels, titles=titles, **style)
-    y_index = int(np.argmax(profiles.counts[1].sum(axis=0)))
-    title = f"coronal · slice {y_index + 1}/{labels.array.shape[1]} (most labelled)"
+    per_plane = profiles.counts[1]  # the coronal plane showing the most labels, then the most voxels
+    y_index = int(np.lexsort((per_plane.sum(axis=0), (per_plane > 0).sum(axis=0)))[-1])
+    title = f"coronal · slice {y_index + 1}/{labels.array.shape[1]} (most labels)"
     coronal = figures.coronal_figure(
         labels,
         array,
