@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "AGE_BIN_YEARS",
     "CT_DISPLAY_WINDOW_HU",
     "Convention",
+    "OverlayStyle",
     "age_edges",
     "axial_figure",
     "box_by_age_sex_figure",
@@ -52,6 +54,25 @@ AGE_OPEN_FROM = 80
 FEW_POINTS = 20
 _FIG_WIDTH_IN = 12.0
 _DPI = 100
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """How overlays are drawn.
+
+    Parameters
+    ----------
+    colors : mapping of int to (r, g, b)
+        Catalog colour per label id (0-255).
+    window : (float, float)
+        Grey-level window of the image.
+    convention : {'radiological', 'neurological'}
+        Radiological: the patient's right on the image left.
+    """
+
+    colors: Mapping[int, tuple[int, int, int]]
+    window: tuple[float, float] = (0.0, 1.0)
+    convention: Convention = "radiological"
 
 
 def _pyplot():
@@ -186,21 +207,21 @@ def _crop_box(
     return boxes[0], boxes[1]
 
 
-def _show(ax, image: np.ndarray | None, labels: np.ndarray, colors, window, aspect: float) -> None:
+def _show(ax, image: np.ndarray | None, labels: np.ndarray, style: OverlayStyle, aspect: float) -> None:
     plt = _pyplot()
     cmap = plt.get_cmap("gray").with_extremes(bad="black")
     if image is not None:
         ax.imshow(
             np.ma.masked_invalid(image),
             cmap=cmap,
-            vmin=window[0],
-            vmax=window[1],
+            vmin=style.window[0],
+            vmax=style.window[1],
             interpolation="nearest",
             aspect=aspect,
         )
     else:
         ax.imshow(np.zeros(labels.shape), cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect=aspect)
-    ax.imshow(overlay_rgba(labels, colors), interpolation="nearest", aspect=aspect)
+    ax.imshow(overlay_rgba(labels, style.colors), interpolation="nearest", aspect=aspect)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -211,9 +232,7 @@ def axial_figure(
     levels: Sequence[int],
     *,
     titles: Sequence[str],
-    colors: Mapping[int, tuple[int, int, int]],
-    window: tuple[float, float] = (0.0, 1.0),
-    convention: Convention = "radiological",
+    style: OverlayStyle,
 ) -> Figure:
     """Axial slices at the given levels with the segmentation overlaid.
 
@@ -227,12 +246,8 @@ def axial_figure(
         Axial slice indices (inferior to superior).
     titles : sequence of str
         One title per level.
-    colors : mapping of int to (r, g, b)
-        Catalog colour per label id.
-    window : (float, float)
-        Grey-level window of the image.
-    convention : {'radiological', 'neurological'}
-        Where the patient's right is drawn.
+    style : OverlayStyle
+        Colours, grey-level window and display convention.
 
     Returns
     -------
@@ -257,11 +272,11 @@ def axial_figure(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     for ax, k, title in zip(axes.ravel(), levels, titles, strict=False):
-        lab = _axial(crop[:, :, k], convention)
-        img = None if image is None else _axial(image[box_x, box_y, k], convention)
-        _show(ax, img, lab, colors, window, aspect=sy / sx)
+        lab = _axial(crop[:, :, k], style.convention)
+        img = None if image is None else _axial(image[box_x, box_y, k], style.convention)
+        _show(ax, img, lab, style, aspect=sy / sx)
         ax.set_title(title, color="white", fontsize=10, pad=3)
-        _marks(ax, convention, ("A", "P"))
+        _marks(ax, style.convention, ("A", "P"))
     fig.subplots_adjust(
         left=0.005,
         right=0.995,
@@ -278,11 +293,9 @@ def coronal_figure(
     image: np.ndarray | None,
     y_index: int,
     *,
+    style: OverlayStyle,
     levels: Sequence[int] = (),
     level_names: Sequence[str] = (),
-    colors: Mapping[int, tuple[int, int, int]],
-    window: tuple[float, float] = (0.0, 1.0),
-    convention: Convention = "radiological",
     title: str = "",
     max_height_in: float = 5.5,
 ) -> Figure:
@@ -296,10 +309,10 @@ def coronal_figure(
         Anatomical image on the same grid.
     y_index : int
         Coronal slice index (posterior = 0).
+    style : OverlayStyle
+        Colours, grey-level window and display convention.
     levels, level_names : sequence
         Axial slice indices to mark and their names.
-    colors, window, convention
-        As for :func:`axial_figure`.
     title : str
         Panel title.
     max_height_in : float
@@ -319,9 +332,9 @@ def coronal_figure(
     if width > _FIG_WIDTH_IN:
         width, height = _FIG_WIDTH_IN, _FIG_WIDTH_IN * height_mm / width_mm
     fig, ax = plt.subplots(figsize=(max(width, 3.0), height + 0.35), facecolor="black")
-    lab = _coronal(plane, convention)
-    img = None if image is None else _coronal(image[box_x, y_index, :], convention)
-    _show(ax, img, lab, colors, window, aspect=sz / sx)
+    lab = _coronal(plane, style.convention)
+    img = None if image is None else _coronal(image[box_x, y_index, :], style.convention)
+    _show(ax, img, lab, style, aspect=sz / sx)
     n_z = plane.shape[1]
     for k, name in zip(levels, level_names, strict=False):
         row = n_z - 1 - k
@@ -337,7 +350,7 @@ def coronal_figure(
             transform=ax.get_yaxis_transform(),
         )
     ax.set_title(title, color="white", fontsize=10, pad=3)
-    _marks(ax, convention, ("S", "I"), side_y=0.03)  # low corners: clear of the level labels
+    _marks(ax, style.convention, ("S", "I"), side_y=0.03)  # low corners: clear of the level labels
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.35 / (height + 0.35))
     return fig
 

@@ -99,20 +99,14 @@ def overlay_section(
         f"{p:g} % · S {labels.z_mm(k):.0f} mm · slice {k + 1}/{n_z}"
         for p, k in zip(levels_pct, levels, strict=True)
     ]
-    style = {"colors": colors, "window": window, "convention": convention}
-    axial = figures.axial_figure(labels, array, levels, titles=titles, **style)
+    style = figures.OverlayStyle(colors, window, convention)
+    axial = figures.axial_figure(labels, array, levels, titles=titles, style=style)
     per_plane = profiles.counts[1]  # the coronal plane showing the most labels, then the most voxels
     y_index = int(np.lexsort((per_plane.sum(axis=0), (per_plane > 0).sum(axis=0)))[-1])
     title = f"coronal · slice {y_index + 1}/{labels.array.shape[1]} (most labels)"
-    coronal = figures.coronal_figure(
-        labels,
-        array,
-        y_index,
-        levels=levels,
-        level_names=[f"{p:g} %" for p in levels_pct],
-        title=title,
-        **style,
-    )
+    names = [f"{p:g} %" for p in levels_pct]
+    coronal = figures.coronal_figure(labels, array, y_index, style=style, levels=levels, level_names=names,
+                                     title=title)  # fmt: skip
     side = (
         "patient's right on the image left (axial viewed from the feet, coronal from the front)"
         if convention == "radiological"
