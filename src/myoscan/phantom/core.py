@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import ndimage
 
 from myoscan.errors import InputError
 from myoscan.io import Volume
@@ -243,7 +244,22 @@ def _label_map(raster: Raster, scene: Scene, scheme: Scheme) -> np.ndarray:
         outside = np.flatnonzero((scene.t_eval < window[0]) | (scene.t_eval > window[1]))
         for k in outside:
             labels[k][raster.owner[k] == index + 1] = 0
+        _keep_largest(labels, int(lut[index + 1]))
     return labels
+
+
+def _keep_largest(labels: np.ndarray, label_id: int) -> None:
+    """Unlabel all but the largest 26-connected piece of ``label_id`` (level-bound labels)."""
+    where = ndimage.find_objects((labels == label_id).astype(np.uint8))
+    if not where or where[0] is None:
+        return
+    sub = labels[where[0]]
+    mine = sub == label_id
+    pieces, count = ndimage.label(mine, structure=np.ones((3, 3, 3), bool))
+    if count > 1:
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        sub[mine & (pieces != int(sizes.argmax()))] = 0
 
 
 def _to_volume(internal: np.ndarray, affine: np.ndarray) -> Volume:
@@ -313,14 +329,18 @@ def make_phantom(
                              bmi_kg_m2=cfg.bmi_kg_m2)
     scene = instantiate(anatomy, grid, subject, streams[1])
     raster = rasterize(scene, streams[2], septal_fat=0.05 + 0.02 * subject.imf_factor,
-                       visceral_fat=float(np.clip(0.25 + 0.012 * (subject.bmi_kg_m2 - 25), 0.1, 0.6)))
+                       visceral_fat=float(np.clip(0.4 + 0.015 * (subject.bmi_kg_m2 - 25), 0.2, 0.7)))
     labels = _label_map(raster, scene, scheme)
     eroded = eroded_labels(labels, cfg.erosion)
     muscle = raster.material == code_of("muscle")
     imf = _imf_table(scheme, anatomy, subject, cfg.imf, streams[3])
     imf_fraction = np.nan_to_num(imf, nan=0.0) / 100
     default_imf = float(np.nanmedian(imf)) / 100
-    marbling = marbling_field(grid.internal_shape, grid.spacing_mm, streams[3])
+    marbling = np.zeros(grid.internal_shape, np.float32)
+    where = ndimage.find_objects(muscle.astype(np.uint8))
+    if where and where[0] is not None:     # the pattern is only needed around the muscles
+        around = where[0]
+        marbling[around] = marbling_field(marbling[around].shape, grid.spacing_mm, streams[3])
     fraction, _ = muscle_fat_fraction(labels, eroded, muscle, imf_fraction, marbling, cfg.marbling,
                                       default_imf)
     del marbling

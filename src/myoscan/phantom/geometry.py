@@ -142,6 +142,11 @@ class SectionSpec:
         Material of unclaimed space inside the fascia (intermuscular fat).
     bilateral : bool
         True for limbs (left and right instances).
+    t_range : tuple of 2 float
+        Where the section has a body (outside it only lends its coordinate frame).
+    separate : {'body', 'fascia'}
+        Limbs are pushed apart until their bodies (calves) or only their fasciae (thighs,
+        whose fat may touch) clear each other.
     """
 
     name: str
@@ -151,6 +156,8 @@ class SectionSpec:
     fascia_fourier: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     filler: str = "imat"
     bilateral: bool = True
+    t_range: tuple[float, float] = (0.0, 1.0)
+    separate: Literal["body", "fascia"] = "body"
 
 
 @dataclass(frozen=True)
@@ -167,8 +174,9 @@ class ShapeSpec:
         measured from anterior (0) through lateral (90) to posterior (180).
     track : Track
         Key rows as above.
-    role : {'muscle', 'solid'}
-        Muscles compete for space inside the fascia; solids (bones, organs) are drawn on top.
+    role : {'muscle', 'solid', 'cavity'}
+        Muscles compete for space inside the fascia; solids (bones, organs) are drawn on top;
+        cavities (bowel, pelvic fat) replace the fascia filler underneath the muscles.
     material : str
         Material name (see :mod:`myoscan.phantom.materials`); bones use ``'bone'`` (cortex
         plus ``marrow``), organs their own material.
@@ -207,7 +215,7 @@ class ShapeSpec:
     name: str
     kind: ShapeKind
     track: Track
-    role: Literal["muscle", "solid"] = "muscle"
+    role: Literal["muscle", "solid", "cavity"] = "muscle"
     material: str = "muscle"
     section: str = "limb"
     frame: Literal["norm", "mm"] = "norm"
@@ -246,6 +254,7 @@ class SectionState:
     skin_mm: float
     filler: str
     has_body: bool = True
+    body_present: npt.NDArray[np.bool_] | None = None     # (K,) slices with a body
 
     def local(self, u: np.ndarray, v: np.ndarray, ks: slice) -> tuple[np.ndarray, np.ndarray]:
         """Section-frame mm coordinates (lateral a, posterior p) of pixels, shape (k, j, i)."""

@@ -74,6 +74,7 @@ MATERIALS: tuple[Material, ...] = (
     Material("cord", 8, 700.0, 20.0, 35.0),
     Material("gland", 8, 780.0, 40.0, 70.0),
     Material("tendon", 8, 45.0, 15.0, 95.0),
+    Material("cartilage", 8, 480.0, 40.0, 110.0),
     Material("csf", 9, 300.0, 0.0, 8.0),
     Material("urine", 9, 260.0, 0.0, 6.0),
     Material("internal_air", 10, 0.0, 0.0, -950.0),

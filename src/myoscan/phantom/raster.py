@@ -1,9 +1,10 @@
 """Rasterise a :class:`~myoscan.phantom.anatomy.Scene` into material and structure maps.
 
-Order: body outline (skin, subcutaneous fat) and deep fascia per section; muscles compete
-inside the fascia (smallest normalised radius wins); unclaimed fascia space becomes the
-section's filler (intermuscular fat); fat streaks are laid into some muscle-muscle borders;
-then solids (organs, bones) are drawn on top in priority order.
+Order: body outline (skin, subcutaneous fat) and deep fascia per section, the fascia filled
+with the section's filler (intermuscular fat) and cavities (bowel, pelvic fat); muscles
+compete inside the fascia (smallest normalised radius wins) over filler and cavities; fat
+streaks are laid into some muscle-muscle borders; then solids (organs, bones) are drawn on
+top in priority order.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def _body_and_fascia(scene: Scene, material: np.ndarray) -> np.ndarray:
         k1, _, k2, _ = sec.fat_shape
         reach = (sec.half_mm.max(axis=1) * (1 + np.abs(sec.fascia_fourier).sum())
                  + sec.fat_mm * (1 + abs(k1) + abs(k2)) + sec.skin_mm)
+        if sec.body_present is not None:
+            reach = np.where(sec.body_present, reach, np.nan)
         b = box(scene.grid, sec.centre_mm[:, 0], sec.centre_mm[:, 1], reach)
         if b is None:
             continue
@@ -70,6 +73,9 @@ def _body_and_fascia(scene: Scene, material: np.ndarray) -> np.ndarray:
         rho = fascia_rho(sec, a, p, b[0])
         radius = np.sqrt(a * a + p * p)
         excess = radius * (1 - 1 / np.maximum(rho, F32(1e-6)))
+        if sec.body_present is not None:
+            excess[~sec.body_present[b[0]]] = np.inf
+            rho[~sec.body_present[b[0]]] = np.inf
         thick = fat_thickness_mm(sec, a, p)
         in_body[b] |= excess <= thick
         deep[b] |= excess <= thick - F32(sec.skin_mm)
@@ -127,6 +133,27 @@ def _septal_fat(owner: np.ndarray, muscle: np.ndarray, fraction: float,
     return out
 
 
+def _drop_fragments(owner: np.ndarray, material: np.ndarray, shapes: list[ShapeState]) -> None:
+    """Keep each muscle's largest 26-connected piece; stray pieces become intermuscular fat.
+
+    Competition can leave a muscle a small pocket on the far side of a neighbour or bone;
+    a muscle is one connected body, so such pieces are given to the fascia filler.
+    """
+    cube = np.ones((3, 3, 3), bool)
+    for index, where in enumerate(ndimage.find_objects(owner)):
+        if where is None or shapes[index].spec.role != "muscle":
+            continue
+        mine = owner[where] == index + 1
+        pieces, count = ndimage.label(mine, structure=cube)
+        if count < 2:
+            continue
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        stray = mine & (pieces != int(sizes.argmax()))
+        owner[where][stray] = 0
+        material[where][stray] = code_of("imat")
+
+
 def _bone_depth_mm(shape: ShapeState, a: np.ndarray, p: np.ndarray, rho: np.ndarray,
                    ks: slice) -> np.ndarray:
     """Distance (mm) from a point inside a bone to its outline, along the ray from its centre."""
@@ -138,11 +165,13 @@ def _bone_depth_mm(shape: ShapeState, a: np.ndarray, p: np.ndarray, rho: np.ndar
     return r * (1 / np.maximum(rho, F32(1e-3)) - 1)
 
 
-def _draw_solids(scene: Scene, material: np.ndarray, owner: np.ndarray) -> None:
+def _draw_solids(scene: Scene, material: np.ndarray, owner: np.ndarray | None, role: str = "solid",
+                 within: np.ndarray | None = None) -> None:
+    """Draw the shapes of ``role`` in priority order (cavities only ``within`` the fascia)."""
     order = sorted(range(len(scene.shapes)), key=lambda n: scene.shapes[n].spec.priority)
     for index in order:
         sh = scene.shapes[index]
-        if sh.spec.role != "solid":
+        if sh.spec.role != role:
             continue
         b = _shape_box(scene, sh)
         if b is None:
@@ -150,7 +179,9 @@ def _draw_solids(scene: Scene, material: np.ndarray, owner: np.ndarray) -> None:
         a, p = sh.section.local(scene.grid.u_mm[b[2]], scene.grid.v_mm[b[1]], b[0])
         rho2 = evaluate_rho2(sh, a, p, b[0])
         inside = rho2 <= 1
-        sub_mat, sub_owner = material[b], owner[b]
+        if within is not None:
+            inside &= within[b]
+        sub_mat = material[b]
         if sh.spec.material == "bone":
             code = np.full(inside.shape, code_of(sh.spec.marrow), np.uint8)
             if sh.spec.cortex_mm > 0:
@@ -159,7 +190,8 @@ def _draw_solids(scene: Scene, material: np.ndarray, owner: np.ndarray) -> None:
             sub_mat[inside] = code[inside]
         else:
             sub_mat[inside] = code_of(sh.spec.material)
-        sub_owner[inside] = index + 1
+        if owner is not None:
+            owner[b][inside] = index + 1
 
 
 def _resolve_bowel(material: np.ndarray, visceral_fat: float, rng: np.random.Generator) -> None:
@@ -169,11 +201,11 @@ def _resolve_bowel(material: np.ndarray, visceral_fat: float, rng: np.random.Gen
         return
     k, j, i = np.nonzero(mix)
     coarse = ndimage.gaussian_filter(
-        rng.standard_normal((material.shape[0] // 2 + 2, material.shape[1] // 6 + 2,
-                             material.shape[2] // 6 + 2)),
-        (1.0, 1.2, 1.2))
+        rng.standard_normal((material.shape[0] // 2 + 2, material.shape[1] // 4 + 2,
+                             material.shape[2] // 4 + 2)),
+        (1.0, 1.0, 1.0))
     coarse /= coarse.std() + 1e-9
-    field = ndimage.map_coordinates(coarse, [k / 2.0, j / 6.0, i / 6.0], order=1, mode="nearest")
+    field = ndimage.map_coordinates(coarse, [k / 2.0, j / 4.0, i / 4.0], order=1, mode="nearest")
     fat_cut = np.quantile(field, visceral_fat)
     gas_cut = np.quantile(field, 0.985)
     codes = np.where(field < fat_cut, code_of("visceral_fat"), code_of("bowel")).astype(np.uint8)
@@ -202,6 +234,7 @@ def rasterize(scene: Scene, rng: np.random.Generator, *, septal_fat: float = 0.0
     """
     material = np.zeros(scene.grid.internal_shape, np.uint8)
     fascia = _body_and_fascia(scene, material)
+    _draw_solids(scene, material, None, role="cavity", within=fascia)
     best, owner = _compete(scene, scene.shapes)
     muscle = fascia & (best <= 1)
     del best
@@ -211,5 +244,6 @@ def rasterize(scene: Scene, rng: np.random.Generator, *, septal_fat: float = 0.0
     material[streaks] = code_of("imat")
     owner[streaks] = 0
     _draw_solids(scene, material, owner)
+    _drop_fragments(owner, material, scene.shapes)
     _resolve_bowel(material, visceral_fat, rng)
     return Raster(material, owner, scene.shapes)

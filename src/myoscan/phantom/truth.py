@@ -95,20 +95,22 @@ def label_rows(
     list of dict
         Rows with the metric-table columns; absent values are None (JSON null).
     """
-    flat = labels.ravel()
+    inside = np.flatnonzero(labels.ravel())      # only labelled voxels matter
+    flat = labels.ravel()[inside]
     n = int(flat.max()) + 1 if flat.size else 1
     counts = np.bincount(flat, minlength=n)
     eroded_counts = np.bincount(eroded.ravel(), minlength=n)[:n]
     sums: dict[str, np.ndarray] = {}
     if water is not None and fat is not None:
-        w64, f64 = water.ravel().astype(np.float64), fat.ravel().astype(np.float64)
+        w64 = water.ravel()[inside].astype(np.float64)
+        f64 = fat.ravel()[inside].astype(np.float64)
         sums["w"] = np.bincount(flat, weights=w64, minlength=n)
         sums["f"] = np.bincount(flat, weights=f64, minlength=n)
         total = w64 + f64
         ratio = np.divide(f64, total, out=np.zeros_like(total), where=total > 0)
         sums["ff"] = np.bincount(flat, weights=ratio, minlength=n)
     if ct is not None:
-        hu = ct.ravel()
+        hu = ct.ravel()[inside]
         sums["hu"] = np.bincount(flat, weights=hu.astype(np.float64), minlength=n)
         lean = (hu >= CT_MUSCLE_HU[0]) & (hu <= CT_MUSCLE_HU[1])
         sums["lean"] = np.bincount(flat[lean], minlength=n)[:n]

@@ -77,6 +77,12 @@ def get_anatomy(region: str) -> RegionAnatomy:
     return importlib.import_module(f"myoscan.phantom.anatomy.{region}").ANATOMY
 
 
+def _within(t: np.ndarray, t_range: tuple[float, float]) -> np.ndarray:
+    """Slices inside ``t_range``; an end at 0 or 1 is open (the anatomy continues beyond the scan)."""
+    lo, hi = t_range
+    return ((t >= lo) | (lo <= 0.0)) & ((t <= hi) | (hi >= 1.0))
+
+
 def _fade(t: np.ndarray, t_range: tuple[float, float], width: float) -> np.ndarray:
     """1 inside ``t_range``, falling smoothly to 0 over ``width`` at ends inside (0, 1)."""
     lo, hi = t_range
@@ -102,14 +108,17 @@ def _section_states(spec: SectionSpec, t_eval: np.ndarray, subject: Subject,
         half = rows[:, 2:4] * area * np.exp((0.02 if spec.bilateral else 0.0) * sign * side_draw)
         centre = rows[:, 0:2] * subject.frame_scale
         if spec.bilateral:
-            reach = half[:, 0] * (1 + np.abs(fascia).sum()) + fat * (1 + sum(map(abs, spec.fat_shape[::2])))
-            centre[:, 0] = np.maximum(centre[:, 0], reach + 4.0) * sign
+            reach = half[:, 0] * (1 + np.abs(fascia).sum()) + 2.0
+            if spec.separate == "body":
+                reach = reach + 2.0 + fat * (1 + sum(map(abs, spec.fat_shape[::2])))
+            centre[:, 0] = np.maximum(centre[:, 0], reach) * sign
         states[side] = SectionState(
             name=spec.name, sign=sign, centre_mm=centre, half_mm=half,
             rotation_rad=float(rotation if spec.bilateral or sign > 0 else -rotation),
             fascia_fourier=fascia, fat_mm=float(fat * np.exp(0.03 * draws[7])),
             fat_shape=spec.fat_shape, skin_mm=1.6, filler=spec.filler,
             has_body=spec.bilateral or sign > 0,
+            body_present=_within(t_eval, spec.t_range),
         )
     if not spec.bilateral:
         states["right"].centre_mm = states["left"].centre_mm
@@ -123,7 +132,7 @@ def _scaled_params(spec: ShapeSpec, rows: np.ndarray, t_eval: np.ndarray, subjec
     """Per-slice parameters with the subject's variation, and where the shape exists."""
     draws = rng.standard_normal(6)
     fade = _fade(t_eval, spec.t_range, spec.fade)
-    present = (fade > 0.02) & (t_eval >= spec.t_range[0]) & (t_eval <= spec.t_range[1])
+    present = (fade > 0.02) & _within(t_eval, spec.t_range)
     p = rows.copy()
     if spec.frame == "mm":
         p[:, :2] *= subject.frame_scale
