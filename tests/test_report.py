@@ -487,40 +487,21 @@ def test_neurological_convention_puts_right_leg_on_image_right(cohort_dir):
 
 
 def test_cli_subject_and_cohort_reports(cohort_dir, tmp_path, capsys):
-    out = tmp_path / "sub-06.html"
-    qc_table = tmp_path / "sub-06_qc.csv"
-    code = main(
-        [
-            "report",
-            str(cohort_dir / "sub-06" / "anat"),
-            "-o",
-            str(out),
-            "--qc-table",
-            str(qc_table),
-            "--levels",
-            "20,50,80",
-            "--no-swap-check",
-            "-q",
-        ]
-    )
-    assert code == 0 and out.is_file()
+    out, qc_table = tmp_path / "sub-06.html", tmp_path / "sub-06_qc.csv"
+    args = ["--qc-table", str(qc_table), "--levels", "20,50,80", "--no-swap-check", "-q"]
+    assert main(["report", str(cohort_dir / "sub-06" / "anat"), "-o", str(out), *args]) == 0
     assert "Axial slices at 20, 50, 80 %" in out.read_text()
     assert "volume" in set(pd.read_csv(qc_table)["check"])
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
-    code = main(
-        [
-            "report",
-            "--cohort",
-            str(cohort_dir),
-            "-o",
-            str(tmp_path / "qc" / "index.html"),
-            "--subject-pages",
-            "none",
-            "-q",
-        ]
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    assert main(["report", str(cohort_dir / "sub-01"), "-o", str(folder), "--no-swap-check", "-q"]) == 0
+    assert (folder / "sub-01.html").is_file()  # -o FOLDER: named after the subject
+    assert (
+        main(["report", "--cohort", str(cohort_dir), "-o", str(folder), "--subject-pages", "none", "-q"]) == 0
     )
-    assert code == 0 and (tmp_path / "qc" / "index.html").is_file()
-    assert not list((tmp_path / "qc").glob("sub-*.html"))
+    assert (folder / "index.html").is_file()
+    assert sorted(p.name for p in folder.glob("*.html")) == ["index.html", "sub-01.html"]
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
@@ -535,6 +516,22 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["report", "--cohort", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")]) == 2
     assert "no cohort_metrics" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_points_to_cohort_mode_and_rejects_a_non_label_map(cohort_dir, tmp_path, capsys):
+    assert main(["report", str(cohort_dir), "-o", str(tmp_path / "r.html")]) == 2
+    assert "myoscan report --cohort" in capsys.readouterr().err
+    anat = tmp_path / "sub-20" / "anat"
+    _, water = make_subject(seed=7)
+    write_volume(Volume(water, _affine()), anat / "sub-20_dseg.nii.gz")  # an image saved as a label map
+    assert main(["report", str(anat), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "sub-20_dseg.nii.gz holds non-integer values" in err and not (tmp_path / "r.html").exists()
+    image = str(anat / "sub-20_dseg.nii.gz")
+    assert (
+        main(["report", "--cohort", str(cohort_dir), "--image", image, "-o", str(tmp_path / "r.html")]) == 2
+    )
+    assert "--image apply to a subject report" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", ["files", "labelmap", "markup", "qc", "figures", "cohort"])

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from myoscan.cli._common import add_common_flags, comma_list, existing_path, positive_float
+
+if TYPE_CHECKING:
+    from myoscan.report import ReportOptions
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +113,7 @@ def _levels(values: list[str] | None) -> tuple[float, ...] | None:
 def run(args: argparse.Namespace) -> int:
     """Write a subject or cohort report."""
     from myoscan.errors import InputError
-    from myoscan.outputs import write_table
-    from myoscan.report import ReportOptions, write_cohort_report, write_subject_report
+    from myoscan.report import ReportOptions
 
     if (args.subject is None) == (args.cohort is None):
         raise InputError("give either SUBJECT_DERIV or --cohort DERIV (not both, not neither)")
@@ -121,33 +124,39 @@ def run(args: argparse.Namespace) -> int:
         check_swap=not args.no_swap_check,
         scheme=args.scheme,
     )
-    if args.cohort is not None:
-        for flag, given in (
-            ("--image", args.image),
-            ("--qc-table", args.qc_table),
-            ("--cohort-table", args.cohort_table),
-        ):
-            if given:
-                raise InputError(f"{flag} applies to a subject report, not to --cohort")
-        report = write_cohort_report(
-            args.cohort,
-            args.output,
-            subject_pages=args.subject_pages,
-            options=options,
-            show_progress=not args.quiet,
-        )
-        log.info(
-            "cohort report %s: %d done, %d failed, %d outliers, %d subject pages",
-            args.output,
-            report.counts["done"],
-            report.counts["failed"],
-            len(report.outliers),
-            len(report.pages),
-        )
-        return 0
+    return _run_cohort(args, options) if args.cohort is not None else _run_subject(args, options)
+
+
+def _run_subject(args: argparse.Namespace, options: ReportOptions) -> int:
+    from myoscan.errors import InputError
+    from myoscan.outputs import write_table, write_text
+    from myoscan.report import subject_report
+
+    if args.no_cohort and args.cohort_table:
+        raise InputError("--no-cohort and --cohort-table contradict each other; give one")
     cohort = False if args.no_cohort else args.cohort_table
-    report = write_subject_report(args.subject, args.output, image=args.image, cohort=cohort, options=options)
+    report = subject_report(args.subject, image=args.image, cohort=cohort, options=options)
+    output = args.output / f"{report.key}.html" if args.output.is_dir() else args.output
+    write_text(report.html, output)
     if args.qc_table:
         write_table(report.flags, args.qc_table)
-    log.info("%s: QC %s; report %s", report.key, report.status, args.output)
+    log.info("%s: QC %s; report %s", report.key, report.status, output)
+    return 0
+
+
+def _run_cohort(args: argparse.Namespace, options: ReportOptions) -> int:
+    from myoscan.errors import InputError
+    from myoscan.report import write_cohort_report
+
+    subject_only = {"--image": args.image, "--qc-table": args.qc_table, "--cohort-table": args.cohort_table,
+                    "--no-cohort": args.no_cohort}  # fmt: skip
+    given = [flag for flag, value in subject_only.items() if value]
+    if given:
+        raise InputError(f"{', '.join(given)} apply to a subject report, not to --cohort")
+    output = args.output / "index.html" if args.output.is_dir() else args.output
+    report = write_cohort_report(args.cohort, output, subject_pages=args.subject_pages, options=options,
+                                 show_progress=not args.quiet)  # fmt: skip
+    counts = report.counts
+    log.info("cohort report %s: %d done, %d failed, %d outliers, %d subject pages", output, counts["done"],
+             counts["failed"], len(report.outliers), len(report.pages))  # fmt: skip
     return 0

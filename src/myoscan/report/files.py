@@ -166,10 +166,10 @@ def find_subject_files(folder: PathLike) -> SubjectFiles:
         )
     cases = _derivative_folders(root)
     if not cases:
-        raise InputError(
-            f"{root}: no myoscan derivatives (<sub>_dseg.nii.gz, _metrics.tsv or "
-            f"_provenance.json) here or in anat/ or ses-*/anat/; run `myoscan run` first"
-        )
+        hint = (" It holds sub-* folders: for the cohort report use `myoscan report --cohort`."
+                if any(root.glob("sub-*")) else " Run `myoscan run` first.")  # fmt: skip
+        raise InputError(f"{root}: no myoscan derivatives (<sub>_dseg.nii.gz, _metrics.tsv or "
+                         f"_provenance.json) here or in anat/ or ses-*/anat/.{hint}")  # fmt: skip
     if len(cases) > 1:
         raise InputError(
             f"{root}: holds several cases ({', '.join(sorted(cases))}); pass one of their "

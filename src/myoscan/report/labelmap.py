@@ -144,17 +144,15 @@ class LabelProfiles:
         return np.divide(on_face * 100.0, largest, out=np.zeros_like(on_face), where=largest > 0)
 
 
-def _rows(labels: np.ndarray) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
+def _rows(labels: np.ndarray, name: str) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
     """Labels recoded as rows 0..n (0 = background) and the id of each row > 0."""
     if not np.issubdtype(labels.dtype, np.integer):
         rounded = np.rint(labels)
         if not np.array_equal(rounded, labels, equal_nan=False):
-            raise InputError(
-                "the label map holds non-integer values; is it an image rather than a segmentation?"
-            )
+            raise InputError(f"{name} holds non-integer values: is it an image rather than a segmentation?")
         labels = rounded.astype(np.int64)
     if labels.size and labels.min() < 0:
-        raise InputError(f"the label map holds negative values (min {labels.min()}); labels must be >= 0")
+        raise InputError(f"{name} holds negative values (min {labels.min()}); labels must be >= 0")
     top = int(labels.max()) if labels.size else 0
     if top <= _LUT_MAX_ID:
         present = np.flatnonzero(np.bincount(labels.ravel(), minlength=top + 1))
@@ -169,7 +167,9 @@ def _rows(labels: np.ndarray) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
     return np.searchsorted(np.concatenate([[0], ids]), labels).astype(dtype), ids
 
 
-def label_profiles(labels: np.ndarray, spacing_mm: tuple[float, float, float]) -> LabelProfiles:
+def label_profiles(
+    labels: np.ndarray, spacing_mm: tuple[float, float, float], *, name: str = "the label map"
+) -> LabelProfiles:
     """Count the voxels of every label in every slice along each of the three axes.
 
     One ``np.bincount`` per slice: no full-volume pass per label.
@@ -180,6 +180,8 @@ def label_profiles(labels: np.ndarray, spacing_mm: tuple[float, float, float]) -
         Label map (0 = background), ideally RAS-ordered (:func:`to_ras_grid`).
     spacing_mm : tuple of 3 float
         Voxel size along the three axes.
+    name : str
+        File name for error messages.
 
     Returns
     -------
@@ -197,7 +199,7 @@ def label_profiles(labels: np.ndarray, spacing_mm: tuple[float, float, float]) -
     >>> prof.ids.tolist(), prof.n_voxels.tolist(), prof.face_pct(2, 1).tolist()
     ([2, 5], [1, 12], [0.0, 100.0])
     """
-    rows, ids = _rows(np.asarray(labels))
+    rows, ids = _rows(np.asarray(labels), name)
     n_rows = ids.size + 1
     counts = []
     for axis in range(3):

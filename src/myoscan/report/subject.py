@@ -325,7 +325,7 @@ def _gather(folder: PathLike, options: ReportOptions) -> _Subject:
     sidecar = files.sidecar()
     scheme = _scheme_name(options, sidecar)
     grid = to_ras_grid(labels)
-    profiles = label_profiles(grid.array, grid.spacing_mm)
+    profiles = label_profiles(grid.array, grid.spacing_mm, name=files.dseg.name)
     table = read_table(files.metrics) if files.metrics is not None else None
     names = _label_names(profiles.ids, scheme, table, sidecar)
     structures = _structures(names)
