@@ -132,7 +132,7 @@ def write_case(
             "myoscan_version": "test",
             "dataset": str(dataset),
             "inputs_sha256": inputs,
-            "parameters": {"steps": ["quantify"]},
+            "parameters": {"steps": ["quantify"], "scheme": "leg"},
             "outputs": [label_map.name],
             "finished": "2024-01-01T00:00:00+00:00",
         },
@@ -290,7 +290,9 @@ def test_subject_image_found_through_provenance_and_change_detected(tmp_path):
     anat = write_case(deriv, dataset, "sub-09", labels, water, water_in_dataset=True)
     files = find_subject_files(deriv / "sub-09")
     assert files.images["water"] == dataset / "sub-09" / "anat" / "sub-09_water.nii.gz"
+    (anat / "sub-09_dseg.json").unlink()  # the scheme then comes from the run parameters
     report = subject_report(anat, cohort=False)
+    assert "<b>label scheme:</b> leg" in report.html
     assert "sub-09_water.nii.gz" in report.html
     assert report.flags.set_index("check").loc["provenance", "severity"] == "pass"
     write_volume(Volume(water * 2, _affine()), files.images["water"])  # the input changes after the run

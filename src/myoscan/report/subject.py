@@ -105,17 +105,21 @@ class SubjectReport:
 # ------------------------------------------------------------------------------ inputs
 
 
-def _scheme_name(options: ReportOptions, sidecar: Mapping[str, Any]) -> str | None:
+def _scheme_name(options: ReportOptions, sidecar: Mapping[str, Any], record: Mapping[str, Any]) -> str | None:
+    """Name the label scheme: ``--scheme``, else the side-car of the label map, else the run parameters."""
     catalog = load_catalog()
     if options.scheme:
         return catalog.scheme(options.scheme).name
-    name = sidecar.get("scheme") or sidecar.get("label_scheme")
+    parameters = record.get("parameters") or {}
+    name = sidecar.get("scheme") or sidecar.get("label_scheme") or parameters.get("scheme")
     if not name:
         return None
     try:
         return catalog.scheme(str(name)).name
     except InputError:
-        log.warning("label map side-car names unknown scheme %r; colours from structure names", name)
+        log.warning(
+            "unknown label scheme %r in the side-car or provenance; colours from structure names", name
+        )
         return None
 
 
@@ -322,8 +326,8 @@ def _gather(folder: PathLike, options: ReportOptions) -> _Subject:
     labels = read_volume(files.dseg)
     if labels.array.ndim != 3:
         raise InputError(f"{files.dseg.name}: expected a 3D label map, got shape {labels.shape}")
-    sidecar = files.sidecar()
-    scheme = _scheme_name(options, sidecar)
+    sidecar, record = files.sidecar(), files.provenance_record()
+    scheme = _scheme_name(options, sidecar, record)
     grid = to_ras_grid(labels)
     profiles = label_profiles(grid.array, grid.spacing_mm, name=files.dseg.name)
     table = read_table(files.metrics) if files.metrics is not None else None
@@ -331,7 +335,7 @@ def _gather(folder: PathLike, options: ReportOptions) -> _Subject:
     structures = _structures(names)
     metrics, source = _metrics(table, files, profiles, names)
     metrics = metrics.loc[metrics["label_id"].isin(profiles.ids)]
-    colors, record = _colors(structures), files.provenance_record()
+    colors = _colors(structures)
     return _Subject(files, labels, grid, profiles, scheme, names, structures, colors, metrics, source,
                     sidecar, record)  # fmt: skip
 
