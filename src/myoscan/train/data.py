@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from monai.transforms import Transform
 
 from myoscan._typing import PathLike
 from myoscan.errors import InputError
@@ -420,11 +421,12 @@ def prepare_case(case: Case, settings: Any, lookup: np.ndarray) -> PreparedCase:
     return PreparedCase(case.name, prepared, grid, channels, label.spacing_mm)
 
 
-class PrepareCased:
+class PrepareCased(Transform):
     """Dict transform for MONAI datasets: ``{'name', 'images', 'label'}`` -> network-grid arrays.
 
     Returns ``{'name', 'image': (C, X, Y, Z) float32, 'label': (1, X, Y, Z) uint8}``, padded
-    to at least ``min_size`` along X, Y (and Z for 3D sampling) so every crop fits.
+    to at least ``min_size`` along X, Y (and Z for 3D sampling) so every crop fits. A MONAI
+    ``Transform`` (deterministic), so ``CacheDataset`` caches its output.
     """
 
     def __init__(self, settings: Any, lookup: np.ndarray, min_size: Sequence[int]) -> None:

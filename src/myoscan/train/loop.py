@@ -182,12 +182,13 @@ def validate(
     pandas.DataFrame
         ``case``, ``label_id`` (output channel), ``name``, ``dice``, ``in_ref``, ``in_pred``.
     """
-    from myoscan.evaluate import evaluate_segmentation
+    from myoscan.evaluate import EvaluateConfig, evaluate_segmentation
     from myoscan.segment.inference import predict_labels, torch_predictor
     from myoscan.segment.postprocess import postprocess_labels
 
     names = dict(settings.labels)
     n_classes = max(names) + 1
+    overlap_only = EvaluateConfig(labels=tuple(sorted(names)), distances=False)
     predictor = torch_predictor(network, device)
     tables = []
     for case in cases:
@@ -196,7 +197,7 @@ def validate(
         if postprocess:
             pred = postprocess_labels(pred, case.image.input_affine, names, settings.postprocessing)
         table = evaluate_segmentation(pred, case.label_input, case.spacing_mm, names=names,
-                                      labels=sorted(names), distances=False)
+                                      config=overlap_only)
         table.insert(0, "case", case.name)
         tables.append(table[["case", "label_id", "name", "dice", "in_ref", "in_pred"]])
     return pd.concat(tables, ignore_index=True)
