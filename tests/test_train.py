@@ -178,6 +178,16 @@ def test_dataset_layouts(tmp_path):
     assert (len(listed.cases), len(listed.validation)) == (1, 1)
 
 
+def test_several_datasets_are_pooled_and_validation_data_is_separate(tmp_path):
+    a, b = write_pairs(tmp_path / "a", 2), write_pairs(tmp_path / "b", 1)
+    held = write_pairs(tmp_path / "held", 1)
+    pooled = find_dataset([a, b], ["water"], validation=held)
+    assert [c.name for c in pooled.cases] == ["a/case0", "a/case1", "b/case0"]
+    assert [c.name for c in pooled.validation] == ["case0"]
+    assert find_dataset(a, ["water"], validation=held).validation[0].name == "validation/case0"
+    assert pooled.sources == (a, b)
+
+
 def test_missing_label_and_geometry_mismatch_are_input_errors(tmp_path):
     data = write_pairs(tmp_path / "d", 2)
     (data / "case1_dseg.nii.gz").unlink()

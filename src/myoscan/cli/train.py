@@ -42,7 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a segmentation model bundle (MONAI)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="shipped config name or YAML file")
-    p.add_argument("--data", type=existing_path, help="BIDS dataset, datalist .json or folder of pairs")
+    p.add_argument("--data", type=existing_path, action="append",
+                   help="BIDS dataset, datalist .json or folder of pairs (repeat to pool several)")
+    p.add_argument("--validation-data", type=existing_path, action="append",
+                   help="separate validation data (repeatable; default: held-out fraction of --data)")
     p.add_argument("-o", "--output", type=Path,
                    help="bundle folder to write (a folder of fold bundles with --folds)")
     p.add_argument("--folds", type=positive_int, help="k-fold cross-validation (1 = single model)")
@@ -61,8 +64,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> str:
     """Rebuild the command line that reproduces this run (for the model card)."""
-    parts = ["myoscan", "train", "--config", str(args.config), "--data", str(args.data),
-             "-o", str(args.output)]
+    parts = ["myoscan", "train", "--config", str(args.config)]
+    for path in args.data:
+        parts += ["--data", str(path)]
+    for path in args.validation_data or []:
+        parts += ["--validation-data", str(path)]
+    parts += ["-o", str(args.output)]
     if args.folds:
         parts += ["--folds", str(args.folds)]
     if args.max_iterations:
@@ -113,11 +120,14 @@ def run(args: argparse.Namespace) -> int:
     common = dict(max_iterations=args.max_iterations, resume=args.resume, device=args.device,
                   show_progress=not args.quiet, command=_command(args))
     if folds > 1:
+        if args.validation_data:
+            raise InputError("--validation-data cannot be combined with --folds: folds validate on "
+                             "held-out parts of --data")
         result = cross_validate(cfg, args.data, args.output, folds=folds, **common)
         print(result.summary.to_string(index=False), file=sys.stdout)
         log.info("wrote %d fold bundles and cv_summary.csv to %s", folds, args.output)
         return 0
-    result = train(cfg, args.data, args.output, **common)
+    result = train(cfg, args.data, args.output, validation_data=args.validation_data, **common)
     table = result.dice.to_frame("dice").assign(dice_post=result.dice_post)
     print(table.round(4).to_string(), file=sys.stdout)
     print(f"mean Dice {result.mean_dice:.4f} (postprocessed) at iteration {result.best_iteration} of "

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,9 +75,10 @@ class Dataset:
     """The cases of a dataset and, when the data defines one, its own validation list."""
 
     root: Path
-    layout: Literal["bids", "datalist", "folder"]
+    layout: Literal["bids", "datalist", "folder", "mixed"]
     cases: tuple[Case, ...]
     validation: tuple[Case, ...] = ()
+    sources: tuple[Path, ...] = ()
 
     @property
     def all_cases(self) -> tuple[Case, ...]:
@@ -250,15 +252,23 @@ def _pair_folder(images_dir: Path, labels_dir: Path | None, contrasts: Sequence[
     return Dataset(root, "folder", cases)
 
 
-def find_dataset(data: PathLike, contrasts: Sequence[str]) -> Dataset:
-    """Find the training cases of a BIDS dataset, datalist JSON or folder of pairs.
+def find_dataset(
+    data: PathLike | Sequence[PathLike],
+    contrasts: Sequence[str],
+    *,
+    validation: PathLike | Sequence[PathLike] | None = None,
+) -> Dataset:
+    """Find the training cases of BIDS datasets, datalist JSONs or folders of pairs.
 
     Parameters
     ----------
-    data : str or os.PathLike
-        Dataset folder or datalist ``.json`` file.
+    data : str, os.PathLike or sequence of them
+        Dataset folder(s) or datalist ``.json`` file(s); several are pooled, their case
+        names prefixed with the folder name (``train-a/sub-001``).
     contrasts : sequence of str
         Input contrasts in network channel order (``'water'``, ``'inphase'``, ``'ct'`` ...).
+    validation : path or sequence of paths, optional
+        Data used only for validation (replaces a datalist's own validation list).
 
     Returns
     -------
@@ -269,7 +279,35 @@ def find_dataset(data: PathLike, contrasts: Sequence[str]) -> Dataset:
     InputError
         Missing path, no images, a case without a label map or without one of the contrasts.
     """
-    root = Path(data)
+    if isinstance(data, (str, os.PathLike)):
+        found = _find_one(Path(data), contrasts)
+    else:
+        found = _pool([_find_one(Path(d), contrasts) for d in data])
+    if validation is None:
+        return found
+    held = find_dataset(validation, contrasts)
+    names = {c.name for c in found.cases}
+    cases = tuple(Case(f"validation/{c.name}" if c.name in names else c.name, c.images, c.label)
+                  for c in held.all_cases)
+    return replace(found, validation=cases)
+
+
+def _pool(datasets: Sequence[Dataset]) -> Dataset:
+    if not datasets:
+        raise InputError("no training data given")
+    if len(datasets) == 1:
+        return datasets[0]
+    def named(d: Dataset, cases: tuple[Case, ...]) -> list[Case]:
+        return [Case(f"{d.root.name}/{c.name}", c.images, c.label) for c in cases]
+
+    layouts = {d.layout for d in datasets}
+    return Dataset(datasets[0].root, layouts.pop() if len(layouts) == 1 else "mixed",
+                   tuple(c for d in datasets for c in named(d, d.cases)),
+                   tuple(c for d in datasets for c in named(d, d.validation)),
+                   sources=tuple(d.root for d in datasets))
+
+
+def _find_one(root: Path, contrasts: Sequence[str]) -> Dataset:
     if not root.exists():
         raise InputError(f"{root}: no such dataset folder or datalist file")
     if root.is_file():

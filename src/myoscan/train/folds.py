@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def fold_splits(
 
 def cross_validate(
     config: TrainConfig | str | PathLike,
-    data: PathLike | Dataset,
+    data: PathLike | Sequence[PathLike] | Dataset,
     out_dir: PathLike,
     *,
     folds: int | None = None,
@@ -84,7 +85,7 @@ def cross_validate(
     ----------
     config : TrainConfig, str or path
         Training configuration.
-    data : path or Dataset
+    data : path, sequence of paths or Dataset
         Training data (an explicit validation list in a datalist is pooled with the rest).
     out_dir : str or os.PathLike
         Folder receiving ``fold-<k>/`` bundles, ``cv_fold_metrics.csv`` and ``cv_summary.csv``.

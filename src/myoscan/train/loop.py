@@ -290,8 +290,15 @@ class _Run:
     state: _State
 
 
-def _resolve_dataset(data: PathLike | Dataset, config: TrainConfig) -> Dataset:
-    dataset = data if isinstance(data, Dataset) else find_dataset(data, config.inputs.contrasts)
+def _resolve_dataset(data: PathLike | Sequence[PathLike] | Dataset, config: TrainConfig,
+                     validation: PathLike | Sequence[PathLike] | None) -> Dataset:
+    if isinstance(data, Dataset):
+        dataset = data
+        if validation is not None:
+            extra = find_dataset(validation, config.inputs.contrasts)
+            dataset = Dataset(data.root, data.layout, data.cases, extra.all_cases, data.sources)
+    else:
+        dataset = find_dataset(data, config.inputs.contrasts, validation=validation)
     check_dataset(dataset)
     return dataset
 
@@ -452,9 +459,10 @@ def _fit(run: _Run, show_progress: bool) -> None:
 
 def train(
     config: TrainConfig | str | PathLike,
-    data: PathLike | Dataset,
+    data: PathLike | Sequence[PathLike] | Dataset,
     out_dir: PathLike,
     *,
+    validation_data: PathLike | Sequence[PathLike] | None = None,
     max_iterations: int | None = None,
     resume: bool = False,
     device: str = "auto",
@@ -468,10 +476,14 @@ def train(
     ----------
     config : TrainConfig, str or path
         Configuration, shipped config name or YAML file (:func:`myoscan.train.load_config`).
-    data : path or Dataset
-        BIDS dataset, datalist JSON or folder of pairs (:func:`myoscan.train.data.find_dataset`).
+    data : path, sequence of paths or Dataset
+        BIDS dataset(s), datalist JSON(s) or folder(s) of pairs
+        (:func:`myoscan.train.data.find_dataset`); several are pooled.
     out_dir : str or os.PathLike
         Bundle folder to write; checkpoints go to ``<out_dir>.training/``.
+    validation_data : path or sequence of paths, optional
+        Separate validation data (default: the data's own validation list, else a seeded
+        ``validation.fraction`` of the cases).
     max_iterations : int, optional
         Override the run length (``training.max_iterations``).
     resume : bool
@@ -500,7 +512,7 @@ def train(
         cfg = load_config(cfg, {"training": {"max_iterations": int(max_iterations), "max_epochs": None}})
     out_dir, work = Path(out_dir), work_dir_of(out_dir)
     _check_outputs(out_dir, work, resume)
-    dataset = _resolve_dataset(data, cfg)
+    dataset = _resolve_dataset(data, cfg, validation_data)
     run = _setup(cfg, dataset, work, resume, device, show_progress)
     _fit(run, show_progress)
     if not run.state.history:  # resumed a finished run that never validated
@@ -520,7 +532,8 @@ def _finish(run: _Run, dataset: Dataset, out_dir: Path, command: str | None, car
     write_table(table, run.work / VALIDATION_FILE)
     dice_raw, dice_post = dice_summary(raw), dice_summary(post)
     record = {
-        "config": cfg.name, "data": str(dataset.root), "layout": dataset.layout,
+        "config": cfg.name, "data": [str(p) for p in dataset.sources or (dataset.root,)],
+        "layout": dataset.layout,
         "n_train": len(run.train_cases), "n_validation": len(run.val_cases),
         "validation_on_training_cases": run.val_cases == run.train_cases,
         "iterations": st.iteration, "best_iteration": st.best_iteration,

@@ -163,7 +163,8 @@ def model_card(
         "",
         "## Training",
         "",
-        f"- Data: `{record.get('data')}` ({record.get('layout')}), {record.get('n_train')} training and "
+        f"- Data: {', '.join(f'`{d}`' for d in record.get('data') or [])} ({record.get('layout')}), "
+        f"{record.get('n_train')} training and "
         f"{record.get('n_validation')} validation cases",
         f"- Iterations: {record.get('iterations')} (best validation at {record.get('best_iteration')}), "
         f"{record.get('elapsed_min', float('nan')):.1f} min on {record.get('device')}"
