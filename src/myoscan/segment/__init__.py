@@ -19,12 +19,14 @@ from myoscan.segment.bundle import (
 )
 from myoscan.segment.config import ModelConfig, parse_config
 from myoscan.segment.networks import ARCHITECTURES, build_network, network_from_config
+from myoscan.segment.predict import Segmentation, segment_volumes, write_segmentation
 
 __all__ = [
     "ARCHITECTURES",
     "BundleSummary",
     "ModelBundle",
     "ModelConfig",
+    "Segmentation",
     "build_network",
     "bundle_sha256",
     "find_bundles",
@@ -34,4 +36,6 @@ __all__ = [
     "read_state_dict",
     "resolve_bundle",
     "save_bundle",
+    "segment_volumes",
+    "write_segmentation",
 ]

@@ -178,6 +178,7 @@ def plan_chunks(size: int, chunk_slices: int, *, roi: int | None = None, overlap
 
 def _run_chunk(
     data: torch.Tensor, predictor: Predictor, config: InferenceConfig, device: torch.device,
+    *, show_progress: bool = False,
 ) -> torch.Tensor:
     """Class probabilities (K, X, Y, Z) of one chunk ``data`` (C, X, Y, Z)."""
     import torch
@@ -185,7 +186,7 @@ def _run_chunk(
 
     kwargs = dict(roi_size=config.roi_size, sw_batch_size=config.sw_batch_size, predictor=predictor,
                   overlap=config.overlap, mode=config.blend, sigma_scale=config.sigma_scale,
-                  sw_device=device, device=torch.device("cpu"))
+                  sw_device=device, device=torch.device("cpu"), progress=show_progress)
     with torch.inference_mode():
         if config.mode == "slice2d":
             slices = data.permute(3, 0, 1, 2)  # (Z, C, X, Y): a batch of axial slices
@@ -291,7 +292,8 @@ def predict_labels(
     carry: torch.Tensor | None = None
     for index, chunk in enumerate(progress(chunks, desc="segmenting", unit="chunk",
                                            enabled=show_progress and len(chunks) > 1)):
-        probs = _run_chunk(image[..., chunk.start:chunk.stop], predictor, config, device)
+        probs = _run_chunk(image[..., chunk.start:chunk.stop], predictor, config, device,
+                           show_progress=show_progress and len(chunks) == 1)  # else: bar over chunks
         core = probs[..., chunk.core_start - chunk.start:chunk.core_stop - chunk.start]
         first = chunk.core_start
         if carry is not None:
