@@ -231,3 +231,15 @@ def test_failed_write_leaves_no_file(tmp_path):
 def test_image_suffix():
     assert image_suffix("a/b.seg.nrrd") == ".seg.nrrd"
     assert image_suffix("X.Nii") == ".nii"
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from myoscan.outputs import write_text
+
+    path = write_text("x", tmp_path / "a.txt")
+    expected = 0o666 & ~(mask := os.umask(0))
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == expected

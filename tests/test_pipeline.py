@@ -52,6 +52,8 @@ def dataset(tmp_path) -> Path:
             "age": [34, 45, 52, 61, 70, 28],
             "sex": ["F", "M", "F", "M", "F", "M"],
             "height_cm": [165, 180, 160, 175, 158, 183],
+            "patient_name": ["Ann", "Bob", "Cy", "Di", "Ed", "Flo"],
+            "date_of_birth": ["1990-01-01"] * 6,
         }
     ).to_csv(root / "participants.tsv", sep="\t", index=False)
     return root
@@ -76,11 +78,14 @@ def test_discover_finds_contrasts_and_existing_segmentations(dataset):
 
 def test_quantify_run_matches_direct_quantify_and_is_resumable(dataset, tmp_path):
     out = tmp_path / "deriv1"
-    summary = run_pipeline(dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False)
+    with pytest.warns(UserWarning, match="patient_name, date_of_birth look like personal identifiers"):
+        summary = run_pipeline(dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False)
     assert summary.counts == {"done": 6, "skipped": 0, "failed": 0}
     cohort = pd.read_csv(out / "cohort_metrics.csv")
     assert len(cohort) == 6 * 4  # one row per subject and label
     assert {"age", "sex", "height_cm"} <= set(cohort.columns)
+    assert not {"patient_name", "date_of_birth"} & set(cohort.columns)
+    assert "Ann" not in (out / "cohort_metrics.csv").read_text()
     # Values equal a direct call of the quantify API on the same files.
     anat = dataset / "sub-03" / "anat"
     direct = quantify(

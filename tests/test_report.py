@@ -175,7 +175,8 @@ def cohort_dir(tmp_path_factory) -> Path:
                 water_in_dataset=(i == 1),
                 height_m=participants["height_m"][i],
             )
-    collect_cohort(deriv, participants)  # names land in the cohort tables; reports must not show them
+    with pytest.warns(UserWarning, match="personal identifiers"):
+        collect_cohort(deriv, participants)  # drops the names; reports must not show them either
     write_table(
         pd.DataFrame(
             [

@@ -63,9 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Libraries whose INFO chatter (Dask nannies, worker connections ...) users of the CLI never need.
+_CHATTY_LOGGERS = ("distributed", "tornado", "bokeh", "asyncio")
+
+
+def _not_chatty(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(_CHATTY_LOGGERS)
+
+
 def _configure_logging(quiet: bool, verbose: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="myoscan: %(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # records propagated from loggers with their own level too
+        if not verbose:
+            handler.addFilter(_not_chatty)
     logging.captureWarnings(True)
 
 

@@ -11,8 +11,10 @@ that finished and a re-run skips exactly the finished cases.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -211,7 +213,7 @@ def dask_client(config: RunConfig) -> Iterator[Any]:
             threads_per_worker=config.threads_per_worker,
             processes=True,
             memory_limit=config.memory_limit,
-            dashboard_address=None,
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
@@ -324,20 +326,43 @@ def _subject_tables(out_dir: Path, suffix: str) -> pd.DataFrame | None:
     return pd.concat(tables, ignore_index=True) if tables else None
 
 
+#: Participant columns that look like personal identifiers are never copied into derivatives.
+_IDENTIFIER_COLUMN = re.compile(
+    r"(^|_)(name|first_?name|last_?name|surname|birth|dob|date_of_birth|birth_?date|mrn|patient_?id|"
+    r"address|street|zip|postcode|phone|email|e_mail|ssn|nhs_?number|accession)($|_)",
+    re.IGNORECASE,
+)
+
+
+def _without_identifiers(participants: pd.DataFrame) -> pd.DataFrame:
+    """Drop participant columns whose names look like personal identifiers (with a warning)."""
+    dropped = [c for c in participants.columns if c != "participant_id" and _IDENTIFIER_COLUMN.search(str(c))]
+    if dropped:
+        warnings.warn(
+            f"participants.tsv columns {', '.join(dropped)} look like personal identifiers and are "
+            "not copied into the cohort tables",
+            stacklevel=3,
+        )
+    return participants.drop(columns=dropped)
+
+
 def collect_cohort(out_dir: PathLike, participants: pd.DataFrame | None) -> dict[str, Path]:
     """Gather every subject's metrics into cohort tables (CSV and Parquet).
 
     The tables are rebuilt from the per-subject files on disk, so a resumed run yields
-    exactly one row per subject and label. Participant columns are joined on the subject id.
+    exactly one row per subject and label. Participant columns are joined on the subject id,
+    except columns that look like personal identifiers (names, dates of birth, record numbers).
     """
     out = Path(out_dir)
     written: dict[str, Path] = {}
+    extra = None
+    if participants is not None:
+        extra = _without_identifiers(participants).rename(columns={"participant_id": "subject"})
     for suffix in ("metrics", "indices"):
         table = _subject_tables(out, suffix)
         if table is None:
             continue
-        if participants is not None:
-            extra = participants.rename(columns={"participant_id": "subject"})
+        if extra is not None:
             table = table.merge(extra, on="subject", how="left", suffixes=("", "_participant"))
         if table["session"].isna().all():
             table = table.drop(columns="session")

@@ -415,7 +415,11 @@ def box_by_age_sex_figure(
         else pd.Series("all", index=table.index, dtype=object)
     )
     ages = list(age_strata(pd.Series(dtype=float), edges).cat.categories) if edges else ["all"]
-    sex = (table["sex"] if "sex" in table.columns else pd.Series(np.nan, index=table.index)).fillna("unknown")
+    sex = (
+        table["sex"].astype(object).fillna("unknown")
+        if "sex" in table.columns
+        else pd.Series("unknown", index=table.index, dtype=object)
+    )
     sexes = [s for s in ("female", "male", "other", "unknown") if (sex == s).any()]
     colours = {**GROUP_COLOURS, "other": "#2ca02c", "unknown": "#7f7f7f"}
     width = 0.8 / max(len(sexes), 1)
