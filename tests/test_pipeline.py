@@ -79,7 +79,9 @@ def test_discover_finds_contrasts_and_existing_segmentations(dataset):
 def test_quantify_run_matches_direct_quantify_and_is_resumable(dataset, tmp_path):
     out = tmp_path / "deriv1"
     with pytest.warns(UserWarning, match="patient_name, date_of_birth look like personal identifiers"):
-        summary = run_pipeline(dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False)
+        summary = run_pipeline(
+            dataset, out, RunConfig(steps=("quantify",), scheme="leg"), show_progress=False
+        )
     assert summary.counts == {"done": 6, "skipped": 0, "failed": 0}
     cohort = pd.read_csv(out / "cohort_metrics.csv")
     assert len(cohort) == 6 * 4  # one row per subject and label

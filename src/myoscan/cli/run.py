@@ -52,8 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--memory-limit", default="auto", help="per-worker memory limit, e.g. 4GiB (default auto)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="device for segmentation")
-    p.add_argument("--report", action="store_true",
-                   help="write the HTML QC report to OUTPUT/qc/index.html after the run (see myoscan report)")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="write the HTML QC report to OUTPUT/qc/index.html after the run (see myoscan report)",
+    )
     add_common_flags(p)
     p.set_defaults(handler=run)
 
@@ -80,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from myoscan.report import write_cohort_report
 
-        report = write_cohort_report(summary.out_dir, summary.out_dir / "qc" / "index.html",
-                                     show_progress=not args.quiet)
-        print(f"QC report: {summary.out_dir / 'qc' / 'index.html'} ({len(report.outliers)} outliers)",
-              file=sys.stderr)
+        report = write_cohort_report(
+            summary.out_dir, summary.out_dir / "qc" / "index.html", show_progress=not args.quiet
+        )
+        print(
+            f"QC report: {summary.out_dir / 'qc' / 'index.html'} ({len(report.outliers)} outliers)",
+            file=sys.stderr,
+        )
     for result in summary.results:
         if result.status == "failed":
             print(
