@@ -115,7 +115,8 @@ class PreprocessConfig:
     its axes permuted/flipped to it, no interpolation) or ``None`` to keep the stored
     order. ``target_spacing_mm`` entries of ``None`` keep the input spacing on that axis;
     ``None`` as a whole keeps the input grid. ``foreground_threshold`` is the raw value
-    above which a voxel counts as body for cropping (default 0 for MRI, -500 HU for CT);
+    above which a voxel counts as body for cropping (default: Otsu's threshold per channel
+    for MRI, -500 HU for CT);
     with ``crop_source="normalized"`` the threshold (default 0) applies to the normalised
     image instead, as MONAI's ``CropForeground`` after ``NormalizeIntensity`` does in
     MuscleMap. ``crop_margin_vox`` overrides ``crop_margin_mm`` with a voxel count.

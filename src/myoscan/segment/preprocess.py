@@ -33,6 +33,7 @@ __all__ = [
     "CT_BODY_THRESHOLD_HU",
     "PreparedImage",
     "check_geometry",
+    "body_mask",
     "foreground_box",
     "normalize_intensity",
     "prepare_image",
@@ -227,10 +228,40 @@ def normalize_intensity(channel: np.ndarray, config: IntensityConfig) -> npt.NDA
     return out
 
 
+def body_mask(data: np.ndarray, threshold: float | None) -> npt.NDArray[np.bool_]:
+    """Voxels of the body: any channel above ``threshold``, or above its Otsu threshold.
+
+    Otsu's threshold (``skimage.filters.threshold_otsu``, on every other voxel in-plane)
+    separates body from background in magnitude MRI, whose noise floor is above 0
+    everywhere, so ``> 0`` would keep the whole field of view.
+
+    Parameters
+    ----------
+    data : (C, X, Y, Z) ndarray
+        Raw channels.
+    threshold : float, optional
+        Fixed threshold for all channels (e.g. -500 HU for CT); ``None`` = Otsu per channel.
+    """
+    if threshold is not None:
+        return (data > threshold).any(axis=0)
+    from skimage.filters import threshold_otsu
+
+    mask = np.zeros(data.shape[1:], dtype=bool)
+    for channel in data:
+        sample = channel[::2, ::2]
+        if np.ptp(sample) > 0:
+            mask |= channel > threshold_otsu(sample)
+    return mask
+
+
 def foreground_box(
-    mask: npt.NDArray[np.bool_], margin_vox: Sequence[int],
+    mask: npt.NDArray[np.bool_], margin_vox: Sequence[int], *, min_fraction: float = 0.002,
 ) -> tuple[slice, slice, slice]:
     """Bounding box of ``mask`` grown by ``margin_vox`` (the whole grid when empty).
+
+    Along each axis, positions holding fewer than ``min_fraction`` of the largest
+    count of mask voxels are ignored, so a few stray voxels (noise spikes, artefacts)
+    do not stretch the box.
 
     Examples
     --------
@@ -243,7 +274,8 @@ def foreground_box(
     box = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
+        counts = mask.sum(axis=other)
+        hits = np.flatnonzero(counts >= max(1, min_fraction * counts.max()))
         low = max(0, int(hits[0]) - margin_vox[axis])
         box.append(slice(low, min(mask.shape[axis], int(hits[-1]) + 1 + margin_vox[axis])))
     return tuple(box)  # type: ignore[return-value]
@@ -300,14 +332,17 @@ def prepare_image(
     start = (0, 0, 0)
     if config.crop_foreground:
         threshold = config.foreground_threshold
-        if threshold is None:
-            threshold = CT_BODY_THRESHOLD_HU if modality == "ct" and config.crop_source == "raw" else 0.0
-        source = data if config.crop_source == "raw" else normalised
+        if config.crop_source == "normalized":
+            mask = (normalised > (0.0 if threshold is None else threshold)).any(axis=0)
+        else:
+            if threshold is None and modality == "ct":
+                threshold = CT_BODY_THRESHOLD_HU
+            mask = body_mask(data, threshold)
         if config.crop_margin_vox is not None:
             margin = (config.crop_margin_vox,) * 3
         else:
             margin = tuple(int(np.ceil(config.crop_margin_mm / s)) for s in spacing)
-        box = foreground_box((source > threshold).any(axis=0), margin)
+        box = foreground_box(mask, margin, min_fraction=0.0 if config.crop_source == "normalized" else 0.002)
         start = tuple(b.start for b in box)
         normalised = np.ascontiguousarray(normalised[(slice(None), *box)])
         shift = np.eye(4)
