@@ -30,6 +30,7 @@ axial). Stations rotated against each other cannot be fused by stacking and rais
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -250,10 +251,12 @@ def read_station(
     if isinstance(source, Volume):
         volume, name = source, source.name
     else:
-        name = Path(source).name + (f" (series {series_uid})" if series_uid else "")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             volume = read_volume(source, series_uid=series_uid)
+        name = Path(source).name
+        if series_uid:
+            name += f"/{volume.meta.get('SeriesDescription') or series_uid}"
         for warning in caught:
             if "irregular slice spacing" in str(warning.message):
                 detail = str(warning.message).split(";")[0].split(": ", 1)[-1]
@@ -522,7 +525,7 @@ def stitch_contrasts(
     blend : {'mean', 'ramp'}
         Overlap blending: mean of the stations (seed 001) or linear cross-fade.
     duplicate_overlap : float
-        Share of the shorter station two stations must share to be duplicates.
+        Share of the shorter station two stations must share to be duplicates (1 = never).
     show_progress : bool
         Progress bar on stderr.
 
@@ -599,12 +602,13 @@ def _tokens(text: str) -> set[str]:
     return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if t}
 
 
-def _dicom_series(folder: Path) -> dict[str, str]:
-    """SeriesInstanceUID -> SeriesDescription of the DICOM images under ``folder`` (headers only)."""
+def _dicom_series(folder: Path) -> dict[str, tuple[str, Path]]:
+    """SeriesInstanceUID -> (SeriesDescription, folder holding it) under ``folder`` (headers only)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    series: dict[str, str] = {}
+    files: dict[str, list[Path]] = {}
+    descriptions: dict[str, str] = {}
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and not _IMAGE_NAME.search(p.name)):
         try:
             ds = pydicom.dcmread(str(file), stop_before_pixels=True, specific_tags=[
@@ -613,12 +617,13 @@ def _dicom_series(folder: Path) -> dict[str, str]:
             continue
         if "ImagePositionPatient" in ds:
             uid = str(getattr(ds, "SeriesInstanceUID", ""))
-            series.setdefault(uid, str(getattr(ds, "SeriesDescription", "")))
-    return series
+            files.setdefault(uid, []).append(file.parent)
+            descriptions.setdefault(uid, str(getattr(ds, "SeriesDescription", "")))
+    return {uid: (descriptions[uid], Path(os.path.commonpath(parents))) for uid, parents in files.items()}
 
 
 def _candidates(path: Path) -> list[tuple[StationSource, str]]:
-    """Stations found at ``path`` with the text naming them (file stem or series description)."""
+    """Stations found at ``path`` with the text naming them (file stem, folder, series description)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; check the path")
     if path.is_file():
@@ -628,10 +633,12 @@ def _candidates(path: Path) -> list[tuple[StationSource, str]]:
         for p in sorted(path.rglob("*")) if p.is_file() and _IMAGE_NAME.search(p.name)
     ]
     series = _dicom_series(path)
-    if len(series) == 1:
-        found.append((path, f"{path.name} {next(iter(series.values()))}"))
-    else:
-        found.extend(((path, uid), f"{path.name} {description}") for uid, description in series.items())
+    homes = [home for _, home in series.values()]
+    for uid, (description, home) in series.items():
+        if homes.count(home) == 1 and not any(h != home and h.is_relative_to(home) for h in homes):
+            found.append((home, f"{home.name} {description}"))  # the series has a folder of its own
+        else:
+            found.append(((home, uid), f"{home.name} {description}"))
     return found
 
 
