@@ -336,6 +336,24 @@ def test_swap_exchanges_water_and_fat_inside_the_mask():
     assert swapped.truth["labels"] == plain.truth["labels"]
 
 
+def test_dixon_swap_detector_finds_the_swap():
+    from myoscan.dixon import detect_swaps
+
+    spacing = (1.42, 1.42, 5.0)
+    results = {}
+    for swap in (True, False):
+        ph = make_phantom("leg", "dixon", seed=3, config=PhantomConfig(spacing_mm=spacing, swap=swap))
+        images = {name: np.asarray(v.array) for name, v in ph.images.items()}
+        results[swap] = (ph, detect_swaps(images["water"], images["fat"], spacing_mm=spacing,
+                                          in_phase=images["inphase"], opposed_phase=images["outphase"]))
+    ph, found = results[True]
+    truth = np.asarray(ph.swap_mask.array).astype(bool)
+    assert found.has_swap
+    dice = 2 * (found.mask & truth).sum() / (found.mask.sum() + truth.sum())
+    assert dice > 0.8
+    assert not results[False][1].has_swap  # no false alarm on the same subject without the swap
+
+
 # --------------------------------------------------------------------------- datasets and CLI
 
 
@@ -436,6 +454,16 @@ def test_overlay_png(tmp_path, leg_clean):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="slice"):
         save_overlay(leg_clean, tmp_path / "bad.png", slice_index=999)
+
+
+@pytest.mark.parametrize("module", ["anatomy", "anatomy.cervical", "composition", "core", "geometry",
+                                    "materials", "subject", "truth"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"myoscan.phantom.{module}"))
+    assert result.failed == 0 and result.attempted > 0
 
 
 def test_quantify_default_erosion_is_the_phantom_default():

@@ -315,7 +315,7 @@ def make_phantom(
     >>> cfg = PhantomConfig(spacing_mm=(2.84, 2.84, 10.0), noise=0)
     >>> ph = make_phantom("leg", seed=1, config=cfg)
     >>> ph.labels.shape, sorted(ph.images)
-    ((112, 67, 30), ['fat', 'fatfrac', 'inphase', 'outphase', 'water'])
+    ((112, 66, 30), ['fat', 'fatfrac', 'inphase', 'outphase', 'water'])
     """
     cfg = (config or PhantomConfig()).resolved(region, modality)
     anatomy = get_anatomy(region)

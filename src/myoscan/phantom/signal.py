@@ -126,19 +126,20 @@ def swap_region(body: np.ndarray, spacing_mm: tuple[float, float, float],
                 rng: np.random.Generator) -> np.ndarray:
     """Draw a smooth blob (ellipsoid, wavy outline) at the body's edge where W and F swap.
 
-    Centred 5-25 mm inside the skin on a random slice of the middle half of the scan; radii
-    15-30 mm in-plane and 15-40 mm along z; only voxels inside the body are swapped.
+    Centred 2-15 mm inside the skin on a random slice of the middle half of the scan (swaps
+    arise at the body surface, where B0 is least uniform), radii 25-45 mm in-plane and
+    30-60 mm along z; only voxels inside the body are swapped.
     """
     dk, dj, di = spacing_mm[2], spacing_mm[1], spacing_mm[0]
     n_k = body.shape[0]
     k0 = int(rng.integers(n_k // 4, max(n_k // 4 + 1, 3 * n_k // 4)))
     depth = ndimage.distance_transform_edt(body[k0], sampling=(dj, di))
-    candidates = np.flatnonzero((depth > 5) & (depth < 25))
+    candidates = np.flatnonzero((depth > 2) & (depth < 15))
     if candidates.size == 0:
         candidates = np.flatnonzero(body[k0]) if body[k0].any() else np.arange(body[k0].size)
     j0, i0 = np.unravel_index(candidates[rng.integers(candidates.size)], body[k0].shape)
     centre = (k0, int(j0), int(i0))
-    radii = (rng.uniform(15, 40), rng.uniform(15, 30), rng.uniform(15, 30))
+    radii = (rng.uniform(30, 60), rng.uniform(25, 45), rng.uniform(25, 45))
     coords = np.ogrid[tuple(slice(0, n) for n in body.shape)]
     dist2 = sum(((c - centre[a]) * s / radii[a]) ** 2
                 for a, (c, s) in enumerate(zip(coords, (dk, dj, di), strict=True)))

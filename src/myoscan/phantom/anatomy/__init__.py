@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from myoscan.phantom.geometry import Grid, SectionSpec, SectionState, ShapeSpec, ShapeState
+from myoscan.phantom.geometry import Grid, SectionSpec, SectionState, ShapeSpec, ShapeState, Track
 from myoscan.phantom.subject import Subject
 
-__all__ = ["REGIONS", "RegionAnatomy", "Scene", "get_anatomy", "instantiate"]
+__all__ = ["REGIONS", "RegionAnatomy", "Scene", "get_anatomy", "grown", "instantiate"]
 
 #: Regions with a phantom anatomy, in the order of the label catalog schemes.
 REGIONS: tuple[str, ...] = ("leg", "thigh", "abdomen", "cervical")
@@ -68,6 +68,22 @@ class Scene:
     sections: list[SectionState]
     shapes: list[ShapeState]
     t_eval: np.ndarray
+
+
+def grown(rows: tuple, kind: str, factor: float) -> Track:
+    """Key rows with the outline enlarged by ``factor`` (ellipse radii, arc thickness).
+
+    Muscle outlines are drawn larger than their share of the section so that neighbours
+    overlap and the competition fills the fascia (see :mod:`myoscan.phantom.geometry`).
+
+    Examples
+    --------
+    >>> grown(((0.0, 0.1, 0.2, 0.3, 0.4, 10.0),), "ellipse", 2.0).rows
+    ((0.0, 0.1, 0.2, 0.6, 0.8, 10.0),)
+    """
+    if kind == "ellipse":
+        return Track(tuple((t, x, y, rx * factor, ry * factor, a) for t, x, y, rx, ry, a in rows))
+    return Track(tuple((t, x, y, r, phi, half, h * factor) for t, x, y, r, phi, half, h in rows))
 
 
 def get_anatomy(region: str) -> RegionAnatomy:

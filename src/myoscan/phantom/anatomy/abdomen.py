@@ -10,7 +10,7 @@ Reference volumes follow the seed 003 masses (Table 3, both sexes averaged, 1.06
 
 from __future__ import annotations
 
-from myoscan.phantom.anatomy import RegionAnatomy
+from myoscan.phantom.anatomy import RegionAnatomy, grown
 from myoscan.phantom.geometry import SectionSpec, ShapeSpec, Track
 
 TRUNK = SectionSpec(
@@ -27,17 +27,13 @@ TRUNK = SectionSpec(
     bilateral=False,
 )
 
-#: Muscle outlines overlap their neighbours by this factor (see geometry).
+#: Muscle outlines overlap their neighbours by this factor (see :func:`grown`).
 GROW = 1.3
 
 
 def _shape(name: str, kind: str, rows: tuple, t_range: tuple[float, float] = (0.0, 1.0), **kw) -> ShapeSpec:
-    if kw.get("role", "muscle") == "muscle":
-        if kind == "ellipse":
-            rows = tuple((t, x, y, rx * GROW, ry * GROW, a) for t, x, y, rx, ry, a in rows)
-        else:
-            rows = tuple((t, x, y, r, phi, half, h * GROW) for t, x, y, r, phi, half, h in rows)
-    return ShapeSpec(name, kind, Track(rows), section="trunk", t_range=t_range, **kw)  # type: ignore[arg-type]
+    track = grown(rows, kind, GROW if kw.get("role", "muscle") == "muscle" else 1.0)
+    return ShapeSpec(name, kind, track, section="trunk", t_range=t_range, **kw)  # type: ignore[arg-type]
 
 
 def _bone(name: str, rows: tuple, t_range: tuple[float, float] = (0.0, 1.0), kind: str = "ellipse",

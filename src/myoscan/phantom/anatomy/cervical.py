@@ -13,7 +13,7 @@ Reference volumes are the seed 002 Table 2 means within the labelled levels.
 
 from __future__ import annotations
 
-from myoscan.phantom.anatomy import RegionAnatomy
+from myoscan.phantom.anatomy import RegionAnatomy, grown
 from myoscan.phantom.geometry import SectionSpec, ShapeSpec, Track
 
 #: Normalised extent of each vertebral level (bottom, top), C7 at the bottom of the scan.
@@ -37,10 +37,10 @@ def levels(first: str, last: str) -> tuple[float, float]:
 NECK = SectionSpec(
     name="trunk",
     track=Track((
-        (0.0, 0.0, 6.0, 66.0, 50.0),
-        (0.2, 0.0, 4.0, 55.0, 47.0),
-        (0.45, 0.0, 2.0, 48.0, 45.0),
-        (1.0, 0.0, 2.0, 46.0, 45.0),
+        (0.0, 0.0, 6.0, 62.0, 47.0),
+        (0.2, 0.0, 4.0, 51.0, 44.0),
+        (0.45, 0.0, 2.0, 45.0, 42.0),
+        (1.0, 0.0, 2.0, 43.0, 42.0),
     )),
     fat_mm=6.0,
     fat_shape=(0.3, 90.0, 0.0, 0.0),
@@ -48,17 +48,14 @@ NECK = SectionSpec(
     bilateral=False,
 )
 
+#: Muscle outlines overlap their neighbours by this factor (see :func:`grown`).
 GROW = 1.6
 
 
 def _muscle(name: str, rows: tuple, levels_range: tuple[float, float] | None, *, kind: str = "ellipse",
             t_range: tuple[float, float] = (0.0, 1.0), **kw) -> ShapeSpec:
-    if kind == "ellipse":
-        rows = tuple((t, x, y, rx * GROW, ry * GROW, a) for t, x, y, rx, ry, a in rows)
-    else:
-        rows = tuple((t, x, y, r, phi, half, h * GROW) for t, x, y, r, phi, half, h in rows)
-    return ShapeSpec(name, kind, Track(rows), section="trunk", t_range=t_range,  # type: ignore[arg-type]
-                     label_t_range=levels_range, **kw)
+    return ShapeSpec(name, kind, grown(rows, kind, GROW), section="trunk",  # type: ignore[arg-type]
+                     t_range=t_range, label_t_range=levels_range, **kw)
 
 
 def _solid(name: str, material: str, rows: tuple, *, kind: str = "ellipse", priority: int = 10,
@@ -71,16 +68,16 @@ def _solid(name: str, material: str, rows: tuple, *, kind: str = "ellipse", prio
 # Ellipse rows: t, xi, eta, rx, ry, angle (deg); arc rows: t, xi_c, eta_c, R, phi0, half-angle, h.
 MUSCLES = (
     _muscle("longus_colli_capitis", (
-        (0.0, 0.12, -0.36, 0.05, 0.05, 0.0), (0.5, 0.12, -0.37, 0.07, 0.06, 0.0),
-        (1.0, 0.12, -0.35, 0.08, 0.06, 0.0),
+        (0.0, 0.13, -0.37, 0.08, 0.07, 0.0), (0.5, 0.13, -0.38, 0.10, 0.08, 0.0),
+        (1.0, 0.13, -0.36, 0.11, 0.08, 0.0),
     ), levels("C3", "C6"), volume_ml=8.0),
     _muscle("multifidus_semispinalis_cervicis", (
-        (0.0, 0.19, 0.60, 0.07, 0.12, 10.0), (0.5, 0.20, 0.57, 0.08, 0.13, 10.0),
-        (1.0, 0.20, 0.55, 0.07, 0.11, 10.0),
+        (0.0, 0.21, 0.60, 0.10, 0.16, 10.0), (0.5, 0.22, 0.57, 0.11, 0.17, 10.0),
+        (1.0, 0.22, 0.55, 0.10, 0.15, 10.0),
     ), levels("C4", "C6"), volume_ml=18.0),
     _muscle("semispinalis_capitis", (
-        (0.0, 0.14, 0.84, 0.09, 0.08, 0.0), (0.5, 0.16, 0.82, 0.11, 0.10, 0.0),
-        (1.0, 0.17, 0.80, 0.12, 0.11, 0.0),
+        (0.0, 0.15, 0.84, 0.11, 0.09, 0.0), (0.5, 0.17, 0.82, 0.13, 0.11, 0.0),
+        (1.0, 0.18, 0.80, 0.14, 0.12, 0.0),
     ), levels("C3", "C5"), volume_ml=14.0),
     _muscle("splenius_capitis", (
         (0.1, 0.36, 0.74, 0.13, 0.05, 35.0), (0.5, 0.42, 0.64, 0.16, 0.08, 40.0),
@@ -91,12 +88,12 @@ MUSCLES = (
         (1.0, 0.56, 0.22, 0.07, 0.06, 30.0),
     ), levels("C5", "C6"), volume_ml=7.6),
     _muscle("sternocleidomastoid", (
-        (0.0, 0.46, -0.76, 0.16, 0.06, 30.0), (0.5, 0.70, -0.52, 0.17, 0.08, 50.0),
-        (1.0, 0.80, -0.24, 0.15, 0.10, 70.0),
+        (0.0, 0.46, -0.76, 0.19, 0.07, 30.0), (0.5, 0.70, -0.52, 0.20, 0.095, 50.0),
+        (1.0, 0.80, -0.24, 0.18, 0.12, 70.0),
     ), levels("C4", "C6"), volume_ml=16.5),
     _muscle("trapezius", (
-        (0.0, 0.0, 0.0, 0.90, 128.0, 48.0, 0.07), (0.3, 0.0, 0.0, 0.90, 150.0, 30.0, 0.05),
-        (0.6, 0.0, 0.0, 0.90, 165.0, 16.0, 0.04),
+        (0.0, 0.0, 0.0, 0.89, 128.0, 50.0, 0.09), (0.3, 0.0, 0.0, 0.89, 150.0, 32.0, 0.07),
+        (0.6, 0.0, 0.0, 0.89, 165.0, 16.0, 0.05),
     ), levels("C6", "C6"), kind="arc", taper=0.4, t_range=(0.0, 0.7), fade=0.1, volume_ml=3.8),
     _muscle("scalenes", (
         (0.0, 0.48, -0.10, 0.14, 0.15, 30.0), (0.5, 0.44, -0.10, 0.12, 0.14, 30.0),

@@ -12,7 +12,7 @@ field of view; the pelvis and thigh muscles together give TMV of about 9-11 L (s
 
 from __future__ import annotations
 
-from myoscan.phantom.anatomy import RegionAnatomy
+from myoscan.phantom.anatomy import RegionAnatomy, grown
 from myoscan.phantom.geometry import SectionSpec, ShapeSpec, Track
 
 # Section rows: t, centre u, centre v, fascia half-width, half-depth (mm).
@@ -49,25 +49,18 @@ LIMB = SectionSpec(
 )
 
 
-#: Muscle outlines are drawn this much larger than their share of the section so that
-#: neighbours overlap and the competition fills the fascia (see geometry).
+#: Muscle outlines overlap their neighbours by this factor (see :func:`grown`).
 GROW = 1.35
-
-
-def _grown(rows: tuple, kind: str, grow: float) -> Track:
-    if kind == "ellipse":
-        return Track(tuple((t, x, y, rx * grow, ry * grow, a) for t, x, y, rx, ry, a in rows))
-    return Track(tuple((t, x, y, r, phi, half * grow ** 0.5, h * grow) for t, x, y, r, phi, half, h in rows))
 
 
 def _limb(name: str, rows: tuple, t_range: tuple[float, float] = (0.0, 1.0), **kw) -> ShapeSpec:
     grow = GROW if kw.get("role", "muscle") == "muscle" else 1.0
-    return ShapeSpec(name, "ellipse", _grown(rows, "ellipse", grow), section="limb", t_range=t_range, **kw)
+    return ShapeSpec(name, "ellipse", grown(rows, "ellipse", grow), section="limb", t_range=t_range, **kw)
 
 
 def _trunk(name: str, rows: tuple, t_range: tuple[float, float], kind: str = "ellipse", **kw) -> ShapeSpec:
     grow = GROW if kw.get("role", "muscle") == "muscle" else 1.0
-    return ShapeSpec(name, kind, _grown(rows, kind, grow), section="trunk",  # type: ignore[arg-type]
+    return ShapeSpec(name, kind, grown(rows, kind, grow), section="trunk",  # type: ignore[arg-type]
                      t_range=t_range, **kw)
 
 
@@ -126,9 +119,9 @@ THIGH_MUSCLES = (
 
 PELVIS_MUSCLES = (
     _trunk("gluteus_maximus", (
-        (0.58, 0.52, 0.00, 0.62, 160.0, 26.0, 0.12), (0.66, 0.48, 0.00, 0.66, 152.0, 42.0, 0.26),
-        (0.78, 0.40, 0.00, 0.72, 150.0, 48.0, 0.34), (0.88, 0.30, 0.05, 0.72, 160.0, 40.0, 0.26),
-        (0.97, 0.18, 0.20, 0.60, 170.0, 20.0, 0.10),
+        (0.58, 0.52, 0.00, 0.62, 160.0, 30.2, 0.12), (0.66, 0.48, 0.00, 0.66, 152.0, 48.8, 0.26),
+        (0.78, 0.40, 0.00, 0.72, 150.0, 55.8, 0.34), (0.88, 0.30, 0.05, 0.72, 160.0, 46.5, 0.26),
+        (0.97, 0.18, 0.20, 0.60, 170.0, 23.2, 0.10),
     ), (0.57, 0.98), kind="arc", taper=0.5, fade=0.08, volume_ml=700.0),
     _trunk("gluteus_medius", (
         (0.76, 0.86, 0.05, 0.12, 0.16, -20.0), (0.84, 0.82, 0.12, 0.18, 0.28, -30.0),
@@ -166,7 +159,7 @@ PELVIS_MUSCLES = (
         (0.88, 0.08, 0.80, 0.08, 0.13, 0.0), (1.0, 0.11, 0.72, 0.12, 0.18, 0.0),
     ), (0.87, 1.0), fade=0.04, volume_ml=60.0),
     _trunk("abdominal_oblique", (
-        (0.86, 0.0, 0.05, 0.92, 58.0, 28.0, 0.07), (1.0, 0.0, 0.05, 0.92, 60.0, 42.0, 0.09),
+        (0.86, 0.0, 0.05, 0.92, 58.0, 32.5, 0.07), (1.0, 0.0, 0.05, 0.92, 60.0, 48.8, 0.09),
     ), (0.85, 1.0), kind="arc", taper=0.4, fade=0.04, volume_ml=150.0),
     _trunk("rectus_abdominis", (
         (0.72, 0.05, -0.88, 0.05, 0.05, 0.0), (0.85, 0.08, -0.92, 0.08, 0.06, 0.0),
