@@ -468,19 +468,22 @@ def _fuse(stations: Sequence[Station], arrays: Sequence[np.ndarray], grid: Grid,
           blend: Literal["mean", "ramp"], axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Blend the resampled stations on ``grid``; return the image and the coverage count."""
     total = np.zeros(grid.shape, dtype=np.float32)
-    weights = np.zeros(grid.shape, dtype=np.float32)
     count = np.zeros(grid.shape, dtype=np.uint8)
+    weights = np.zeros(grid.shape, dtype=np.float32) if blend == "ramp" else None
     for station, array in zip(stations, arrays, strict=True):
         resampled = resample_station(station, grid, array=array)
         if resampled is None:
             continue
         box, values = resampled
-        weight = _ramp_weight(station, grid, box, axis) if blend == "ramp" else np.float32(1.0)
-        total[box] += values * weight
-        weights[box] += weight
         count[box] += 1
-    covered = count > 0
-    total[covered] /= weights[covered]
+        if weights is None:
+            total[box] += values
+        else:
+            weight = _ramp_weight(station, grid, box, axis)
+            total[box] += values * weight
+            weights[box] += weight
+    divisor = count.astype(np.float32) if weights is None else weights
+    np.divide(total, divisor, out=total, where=count > 0)
     return total, count
 
 
