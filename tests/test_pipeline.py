@@ -187,3 +187,36 @@ def test_killed_run_resumes_with_one_row_per_subject_and_no_partial_files(tmp_pa
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     for tsv in out.rglob("*_metrics.tsv"):
         assert len(pd.read_csv(tsv, sep="\t")) == 4
+
+
+def test_stitch_and_dixon_steps_fuse_stations_then_split_water_and_fat(tmp_path):
+    root = tmp_path / "bids"
+    anat = root / "sub-01" / "anat"
+    rng = np.random.default_rng(5)
+    # Two overlapping stations along z (slices 0-9 and 6-15 of one smooth volume), IP and OP.
+    z = np.arange(16)
+    water_true = 300 + 20 * np.sin(z / 5.0)[None, None, :] + np.zeros((12, 10, 16))
+    fat_true = 60 + 5 * np.cos(z / 4.0)[None, None, :] + np.zeros((12, 10, 16))
+    for chunk, (k0, k1) in enumerate([(0, 10), (6, 16)], start=1):
+        affine = AFFINE.copy()
+        affine[2, 3] = k0 * AFFINE[2, 2]
+        for suffix, image in (("inphase", water_true + fat_true), ("outphase", water_true - fat_true)):
+            station = image[:, :, k0:k1] * rng.uniform(0.999, 1.001)  # stations differ slightly
+            write_volume(
+                Volume(station.astype(np.float32), affine), anat / f"sub-01_chunk-{chunk}_{suffix}.nii.gz"
+            )
+    out = tmp_path / "deriv"
+    summary = run_pipeline(root, out, RunConfig(steps=("dixon", "stitch")), show_progress=False)
+    assert summary.counts["done"] == 1, summary.results
+    folder = out / "sub-01" / "anat"
+    inphase = read_volume(folder / "sub-01_desc-stitched_inphase.nii.gz")
+    outphase = read_volume(folder / "sub-01_desc-stitched_outphase.nii.gz")
+    water = read_volume(folder / "sub-01_water.nii.gz")
+    assert inphase.shape == (12, 10, 16)
+    np.testing.assert_allclose(inphase.affine, AFFINE, atol=1e-4)
+    np.testing.assert_allclose(water.array, (inphase.array + outphase.array) / 2, rtol=1e-5)
+    np.testing.assert_allclose(water.array, water_true, rtol=2e-3)
+    assert read_volume(folder / "sub-01_desc-stitched_coverage.nii.gz").array[:, :, 6:10].min() == 2
+    assert {"sub-01_stitch.json", "sub-01_dixon.json", "sub-01_fatfrac.nii.gz"} <= {
+        p.name for p in folder.iterdir()
+    }

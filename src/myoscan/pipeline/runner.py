@@ -62,6 +62,8 @@ class RunConfig:
         unknown = [s for s in self.steps if s not in STEPS]
         if unknown:
             raise InputError(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+        # Steps always run in data-flow order (stations are fused before Dixon maps are made ...).
+        object.__setattr__(self, "steps", tuple(s for s in STEPS if s in self.steps))
         if "segment" in self.steps and not self.model:
             raise InputError(
                 "the segment step needs a model: pass --model BUNDLE (see `myoscan models list`)"

@@ -18,7 +18,7 @@ import numpy as np
 
 from myoscan.errors import MyoscanError
 from myoscan.io import Volume, read_volume, write_volume
-from myoscan.outputs import write_table
+from myoscan.outputs import write_json, write_table
 from myoscan.pipeline import provenance
 from myoscan.pipeline.bids import Case, read_participants
 
@@ -127,23 +127,40 @@ def _bundle_sha256(model: str) -> str:
 
 
 def step_dixon(ctx: CaseContext) -> None:
-    """Water, fat and fat fraction from in-phase/opposed-phase (skipped if W and F exist)."""
+    """Water, fat and fat fraction from whichever Dixon images exist, with a fat-water swap check.
+
+    Writes the maps that were not inputs and ``_dixon.json`` (noise floor, swap check, notes).
+    Swaps are reported, never silently fixed (``myoscan dixon --fix`` does that on request).
+    """
     from myoscan import dixon
 
-    if "water" in ctx.images and "fat" in ctx.images:
-        if "fatfrac" not in ctx.images:
-            water, fat = ctx.require("water", "fat", step="dixon")
-            fraction = dixon.fat_fraction(water, fat)
-            ctx.images["fatfrac"] = ctx.wrote(write_volume(fraction, ctx.path("fatfrac.nii.gz")))
-        return
-    inphase, outphase = ctx.require("inphase", "outphase", step="dixon")
-    result = dixon.water_fat_from_ip_op(inphase, outphase)
-    for contrast, volume in (("water", result.water), ("fat", result.fat), ("fatfrac", result.fat_fraction)):
-        ctx.images[contrast] = ctx.wrote(write_volume(volume, ctx.path(f"{contrast}.nii.gz")))
+    present = {
+        c: read_volume(ctx.images[c]) for c in ("water", "fat", "inphase", "outphase") if c in ctx.images
+    }
+    if not ({"water", "fat"} <= present.keys() or {"inphase", "outphase"} <= present.keys()):
+        have = ", ".join(sorted(ctx.images)) or "none"
+        raise StepError(f"dixon: {ctx.case.key} needs water + fat or inphase + outphase images (has {have})")
+    maps = dixon.process_dixon(
+        water=present.get("water"),
+        fat=present.get("fat"),
+        in_phase=present.get("inphase"),
+        opposed_phase=present.get("outphase"),
+        check_swaps=True,
+        fix=False,
+    )
+    made = {"water": maps.water, "fat": maps.fat, "fatfrac": maps.fat_fraction}
+    for contrast, volume in made.items():
+        if contrast not in ctx.images:
+            ctx.images[contrast] = ctx.wrote(write_volume(volume, ctx.path(f"{contrast}.nii.gz")))
+    ctx.wrote(write_json(maps.report(), ctx.path("dixon.json")))
 
 
 def step_stitch(ctx: CaseContext) -> None:
-    """Fuse multi-station (``chunk-<n>``) images of every contrast onto one shared grid."""
+    """Fuse multi-station (``chunk-<n>``) images of every contrast onto one shared grid.
+
+    Writes ``_desc-stitched_<contrast>.nii.gz``, the station coverage map and ``_stitch.json``
+    (stations kept and dropped, grid, notes).
+    """
     from myoscan import stitch
 
     if not ctx.stations:
@@ -151,6 +168,8 @@ def step_stitch(ctx: CaseContext) -> None:
     fused = stitch.stitch_contrasts({c: list(paths) for c, paths in ctx.stations.items()})
     for contrast, volume in fused.volumes.items():
         ctx.images[contrast] = ctx.wrote(write_volume(volume, ctx.path(f"desc-stitched_{contrast}.nii.gz")))
+    ctx.wrote(write_volume(fused.coverage, ctx.path("desc-stitched_coverage.nii.gz")))
+    ctx.wrote(write_json(fused.report(), ctx.path("stitch.json")))
     ctx.stations = {}
 
 
@@ -206,9 +225,10 @@ def _scheme_of(segmentation: Path) -> str | None:
     return content.get("label_scheme") or content.get("scheme")
 
 
+#: The steps in the order they run, whatever order the user lists them in.
 STEPS: dict[str, Callable[[CaseContext], None]] = {
-    "dixon": step_dixon,
     "stitch": step_stitch,
+    "dixon": step_dixon,
     "segment": step_segment,
     "quantify": step_quantify,
 }
