@@ -373,6 +373,11 @@ def test_write_dataset_is_bids_like_and_discoverable(tmp_path):
     assert [c.subject for c in cases] == ["sub-001", "sub-002", "sub-003"]
     assert set(cases[0].images) == {"water", "fat"}
     assert cases[0].segmentation.name == "sub-001_dseg.nii.gz"
+    from myoscan.train.data import check_dataset, find_dataset
+
+    training = find_dataset(root, contrasts=["water"])  # what `myoscan train` sees
+    assert [c.label.parent.parent.parent.name for c in training.cases] == ["labels"] * 3
+    check_dataset(training)
     assert (root / "derivatives/phantom/sub-002/anat/sub-002_desc-tissue_dseg.nii.gz").is_file()
     description = json.loads((root / "dataset_description.json").read_text())
     assert description["BIDSVersion"] and description["DatasetType"] == "raw"
