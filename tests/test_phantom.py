@@ -160,6 +160,21 @@ def test_ct_intensities_are_plausible():
 # --------------------------------------------------------------------------- anatomy
 
 
+def test_cervical_labels_stay_within_their_vertebral_levels():
+    ph = make_phantom("cervical", seed=2, config=PhantomConfig(spacing_mm=COARSE["cervical"], noise=0))
+    levels = ph.truth["vertebral_levels_z_mm"]
+    assert {"C6", "C5", "C4", "C3"} <= set(levels) <= {"C7", "C6", "C5", "C4", "C3", "C2"}
+    labels = np.asarray(ph.labels.array)
+    z_mm = ph.labels.affine[2, 2] * np.arange(labels.shape[2]) + ph.labels.affine[2, 3]
+    scheme = load_catalog().scheme("cervical")
+    for label_id, structure in scheme.labels.items():
+        slices = np.flatnonzero((labels == label_id).any(axis=(0, 1)))
+        assert slices.size, structure.name
+        low = min(levels[lv][0] for lv in structure.levels if lv in levels)
+        high = max(levels[lv][1] for lv in structure.levels if lv in levels)
+        assert low - 1e-6 <= z_mm[slices].min() and z_mm[slices].max() <= high + 1e-6, structure.name
+
+
 @pytest.mark.parametrize("region", REGIONS)
 @pytest.mark.parametrize("modality", ["dixon", "ct"])
 def test_every_region_has_its_scheme_structures(region, modality):

@@ -374,6 +374,7 @@ def make_phantom(
         arrays = {"ct": acquire_ct(hu, noise_hu=float(cfg.noise), rng=streams[6])}
         del hu, clean
         extra["ct"] = {"lean_muscle_hu": lean_hu, "noise_sd_hu": float(cfg.noise)}
+    extra["vertebral_levels_z_mm"] = _level_z_ranges(anatomy, scene, grid)
     truth = _truth(region, modality, seed, cfg, subject, grid, scheme, rows, labels, swap, extra)
     tissue = lookup("tissue")[raster.material]
     return Phantom(
@@ -387,6 +388,17 @@ def make_phantom(
         subject=subject,
         config=cfg,
     )
+
+
+def _level_z_ranges(anatomy: RegionAnatomy, scene: Scene, grid: Grid) -> dict[str, list[float]]:
+    """World z (mm, RAS) of the lowest and highest slice centre inside each vertebral level."""
+    z_mm = grid.affine()[2, 2] * np.arange(grid.shape[2]) + grid.affine()[2, 3]
+    out = {}
+    for level, (low, high) in anatomy.levels.items():
+        inside = np.flatnonzero((scene.t_eval >= low) & (scene.t_eval < high))
+        if inside.size:
+            out[level] = [float(z_mm[inside[0]]), float(z_mm[inside[-1]])]
+    return out
 
 
 def _truth(region: str, modality: str, seed: Any, cfg: PhantomConfig, subject: Subject, grid: Grid,

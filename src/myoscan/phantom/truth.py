@@ -52,6 +52,8 @@ DEFINITIONS: dict[str, str] = {
     "group_<group>_volume_ml": "sum of volume_ml over the labels of a catalog group (both sides)",
     "smi_g_m2": "muscle mass (sum of mass_g) / height_m^2 (seed 003 height-adjusted mass)",
     "smi_cm3_m2": "muscle volume / height_m^2 (seed 004)",
+    "vertebral_levels_z_mm": ("world z (RAS, mm) of the lowest and highest slice centre of each "
+                              "vertebral level in the scan (cervical, abdomen)"),
 }
 
 

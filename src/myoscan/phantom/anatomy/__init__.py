@@ -49,6 +49,8 @@ class RegionAnatomy:
         Fractional muscle loss per year after 40.
     description : str
         One line for docs and truth.json.
+    levels : mapping of str to (float, float)
+        Vertebral levels in the scan: name -> ``t`` range (bottom, top).
     """
 
     name: str
@@ -58,6 +60,7 @@ class RegionAnatomy:
     imf_pct: Mapping[str, float] = field(default_factory=dict)
     age_decline_per_year: float = 0.0
     description: str = ""
+    levels: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass

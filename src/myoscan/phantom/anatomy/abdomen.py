@@ -13,6 +13,12 @@ from __future__ import annotations
 from myoscan.phantom.anatomy import RegionAnatomy, grown
 from myoscan.phantom.geometry import SectionSpec, ShapeSpec, Track
 
+#: Vertebral levels of the slab (bottom, top in ``t``): five lumbar levels and T12.
+LEVELS: dict[str, tuple[float, float]] = {
+    "L5": (0.0, 0.18), "L4": (0.18, 0.36), "L3": (0.36, 0.54), "L2": (0.54, 0.72),
+    "L1": (0.72, 0.90), "T12": (0.90, 1.0),
+}
+
 TRUNK = SectionSpec(
     name="trunk",
     track=Track((
@@ -133,5 +139,6 @@ ANATOMY = RegionAnatomy(
         "rectus_abdominis": 8.0, "lateral_abdominals": 7.0,
     },
     age_decline_per_year=0.003,   # seed 003: slow decline of abdominal muscle mass with age
+    levels=LEVELS,
     description="abdomen from the lung base to L5, 6 muscle groups per side (seed 003)",
 )

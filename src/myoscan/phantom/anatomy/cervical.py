@@ -158,5 +158,6 @@ ANATOMY = RegionAnatomy(
         "sternocleidomastoid": 7.5, "trapezius": 6.5,
     },
     age_decline_per_year=0.002,
+    levels=LEVELS,
     description="neck C2-C7, 7 muscle groups per side labelled at their vertebral levels (seed 002)",
 )
