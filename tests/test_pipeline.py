@@ -220,3 +220,11 @@ def test_stitch_and_dixon_steps_fuse_stations_then_split_water_and_fat(tmp_path)
     assert {"sub-01_stitch.json", "sub-01_dixon.json", "sub-01_fatfrac.nii.gz"} <= {
         p.name for p in folder.iterdir()
     }
+
+
+def test_plain_dseg_wins_over_desc_variants(tmp_path):
+    root = tmp_path / "bids"
+    make_subject(root, "sub-01", np.random.default_rng(0))
+    tissue = root / "derivatives" / "aaa" / "sub-01" / "anat" / "sub-01_desc-tissue_dseg.nii.gz"
+    write_volume(Volume(np.zeros((40, 32, 8), np.uint8), AFFINE), tissue)
+    assert discover(root)[0].segmentation.name == "sub-01_dseg.nii.gz"

@@ -96,18 +96,19 @@ def _chunk_order(path: Path) -> int:
 
 
 def _find_segmentations(dataset: Path, exclude: Path | None) -> dict[tuple[str, str | None], Path]:
-    found: dict[tuple[str, str | None], Path] = {}
+    """Existing label maps per case; a plain ``_dseg`` wins over ``desc-*`` variants (e.g. tissue maps)."""
+    candidates: dict[tuple[str, str | None], list[tuple[bool, Path]]] = {}
     derivatives = dataset / "derivatives"
     if not derivatives.is_dir():
-        return found
+        return {}
     for path in sorted(derivatives.rglob("*_dseg.nii*")):
         if exclude is not None and exclude in path.parents:
             continue
         parsed = parse_bids_name(path.name)
         if parsed is None:
             continue
-        found.setdefault(_case_key(parsed[0]), path)
-    return found
+        candidates.setdefault(_case_key(parsed[0]), []).append(("desc" in parsed[0], path))
+    return {key: min(options)[1] for key, options in candidates.items()}
 
 
 def discover(
