@@ -111,16 +111,43 @@ def test_quantify_run_matches_direct_quantify_and_is_resumable(dataset, tmp_path
     assert changed.counts["done"] == 6  # a parameter change invalidates the provenance
 
 
-def test_one_and_two_workers_give_identical_outputs(dataset, tmp_path):
+@pytest.fixture(scope="module")
+def phantom_dataset(tmp_path_factory) -> Path:
+    """Four leg Dixon phantoms (half resolution) written as a BIDS dataset with truth."""
+    from myoscan.phantom import PhantomConfig, write_dataset
+
+    root = tmp_path_factory.mktemp("phantoms") / "bids"
+    config = PhantomConfig(shape=(224, 133, 16), spacing_mm=(1.42, 1.42, 5.0))
+    write_dataset(
+        "leg", "dixon", 4, root, seed=11, config=config, images=["water", "fat"], show_progress=False
+    )
+    return root
+
+
+def test_phantom_dataset_outputs_equal_truth_and_are_identical_for_1_and_2_workers(phantom_dataset, tmp_path):
     one, two = tmp_path / "w1", tmp_path / "w2"
-    run_pipeline(dataset, one, RunConfig(scheme="leg", workers=1), show_progress=False)
-    run_pipeline(dataset, two, RunConfig(scheme="leg", workers=2), show_progress=False)
+    for out, workers in ((one, 1), (two, 2)):
+        summary = run_pipeline(
+            phantom_dataset, out, RunConfig(scheme="leg", workers=workers), show_progress=False
+        )
+        assert summary.counts == {"done": 4, "skipped": 0, "failed": 0}
     for name in ("cohort_metrics.csv", "cohort_indices.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(one / name), pd.read_csv(two / name))
-    files_one = sorted(p.relative_to(one) for p in one.rglob("*_metrics.tsv"))
-    assert files_one == sorted(p.relative_to(two) for p in two.rglob("*_metrics.tsv"))
-    for rel in files_one:
+    files = sorted(p.relative_to(one) for p in one.rglob("*.tsv") if p.name != "errors.tsv")
+    assert len(files) == 8
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*.tsv") if p.name != "errors.tsv")
+    for rel in files:
         assert (one / rel).read_bytes() == (two / rel).read_bytes()
+    truth = pd.read_csv(phantom_dataset / "derivatives/phantom/truth_labels.tsv", sep="\t")
+    cohort = pd.read_csv(one / "cohort_metrics.csv")
+    merged = cohort.merge(truth, on=["subject", "name"], suffixes=("", "_true"))
+    assert len(merged) == len(truth) == len(cohort)
+    np.testing.assert_array_equal(merged["n_voxels"], merged["n_voxels_true"])
+    # NIfTI stores the spacing in float32: 1.42 mm becomes 1.41999996 mm.
+    np.testing.assert_allclose(merged["volume_ml"], merged["volume_ml_true"], rtol=1e-6)
+    muscle = merged[merged["tissue"] == "muscle"]
+    assert np.abs(muscle["imf_pct"] - muscle["imf_pct_true"]).max() < 1.5  # default phantom noise
+    assert {"age", "sex", "bmi"} <= set(cohort.columns)
 
 
 def test_corrupt_subject_is_recorded_and_others_finish(dataset, tmp_path, capsys):
