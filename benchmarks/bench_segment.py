@@ -58,6 +58,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from myoscan.phantom import make_phantom
     from myoscan.segment import build_network, load_bundle, save_bundle
+    from myoscan.segment.inference import window_starts
     from myoscan.segment.predict import segment_volumes
     from myoscan.segment.preprocess import prepare_image
 
@@ -77,9 +78,9 @@ def main() -> None:
         results = {}
         if not args.skip_torch:
             load = os.getloadavg()[0]
-            tic = time.perf_counter()
+            tic, cpu = time.perf_counter(), time.process_time()
             seg = segment_volumes({"water": water}, bundle, device="cpu", show_progress=False)
-            results["pytorch"] = (time.perf_counter() - tic, load)
+            results["pytorch"] = (time.perf_counter() - tic, time.process_time() - cpu, load)
             assert seg.labels.shape == water.shape
         if not args.skip_onnx:
             os.environ["MYOSCAN_CACHE"] = tmp
@@ -89,15 +90,19 @@ def main() -> None:
             cached_onnx_model(bundle, (416, 240))
             print(f"onnx export (once per model, cached): {time.perf_counter() - tic:.1f} s")
             load = os.getloadavg()[0]
-            tic = time.perf_counter()
+            tic, cpu = time.perf_counter(), time.process_time()
             onnx_seg = segment_volumes({"water": water}, bundle, use_onnx=True, show_progress=False)
-            results["onnxruntime"] = (time.perf_counter() - tic, load)
+            results["onnxruntime"] = (time.perf_counter() - tic, time.process_time() - cpu, load)
             if not args.skip_torch:
                 agreement = float(np.mean(onnx_seg.labels.array == seg.labels.array))
                 print(f"onnxruntime vs pytorch label agreement: {agreement:.5f}")
-        for engine, (seconds, load) in results.items():
-            print(f"{engine:<12} {seconds:7.1f} s per volume  (load average at start {load:.2f}, "
-                  f"{os.cpu_count()} CPUs)")
+        size_x, size_y, size_z = prepared.shape
+        starts = [window_starts(n, roi, args.overlap) for n, roi in ((size_x, 416), (size_y, 240))]
+        windows = len(starts[0]) * len(starts[1]) * size_z
+        for engine, (seconds, cpu, load) in results.items():
+            print(f"{engine:<12} {seconds:7.1f} s per volume, {cpu:6.1f} s CPU "
+                  f"(~{cpu / args.threads:.0f} s on {args.threads} idle cores; load average at start "
+                  f"{load:.2f}, {os.cpu_count()} CPUs; {windows} windows)")
 
 
 if __name__ == "__main__":
