@@ -214,6 +214,30 @@ def _interpolate_axis(values: torch.Tensor, axis: int, coords: npt.NDArray[np.fl
             + values.index_select(axis, torch.from_numpy(high)) * w)
 
 
+def _plane_labels(values: torch.Tensor, coords_x: np.ndarray, coords_y: np.ndarray) -> torch.Tensor:
+    """Argmax over classes of ``values`` (K, X, Y, n) sampled bilinearly at the in-plane coordinates.
+
+    Returns (len(coords_x), len(coords_y), n) labels. Uses ``torch.nn.functional.grid_sample``
+    (vectorised bilinear interpolation); integer coordinates are gathered directly.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    size_x, size_y = values.shape[1], values.shape[2]
+    cx, cy = np.clip(coords_x, 0.0, size_x - 1), np.clip(coords_y, 0.0, size_y - 1)
+    if np.allclose(cx, np.round(cx), atol=1e-6) and np.allclose(cy, np.round(cy), atol=1e-6):
+        picked = values.index_select(1, torch.from_numpy(np.round(cx).astype(np.int64)))
+        picked = picked.index_select(2, torch.from_numpy(np.round(cy).astype(np.int64)))
+        return picked.argmax(dim=0)
+    norm_x = 2.0 * cx / (size_x - 1) - 1.0 if size_x > 1 else np.zeros_like(cx)  # align_corners=True
+    norm_y = 2.0 * cy / (size_y - 1) - 1.0 if size_y > 1 else np.zeros_like(cy)
+    grid = np.stack(np.broadcast_arrays(norm_y[None, :], norm_x[:, None]), axis=-1)  # (Gx, Gy, [y, x])
+    grid_t = torch.from_numpy(grid.astype(np.float32))[None].expand(values.shape[3], -1, -1, -1)
+    sampled = F.grid_sample(values.permute(3, 0, 1, 2), grid_t, mode="bilinear", padding_mode="border",
+                            align_corners=True)  # (n, K, Gx, Gy)
+    return sampled.argmax(dim=1).permute(1, 2, 0)
+
+
 class _LabelWriter:
     """Writes argmax labels of chunk probabilities onto the input grid, slab by slab."""
 
@@ -235,9 +259,7 @@ class _LabelWriter:
         for begin in range(0, len(selected), self.slab):
             part = selected[begin:begin + self.slab]
             values = _interpolate_axis(probs, 3, z[part] - first)
-            values = _interpolate_axis(values, 1, self.coords[0])
-            values = _interpolate_axis(values, 2, self.coords[1])
-            labels = values.argmax(dim=0).numpy().astype(self.out.dtype)
+            labels = _plane_labels(values, self.coords[0], self.coords[1]).numpy().astype(self.out.dtype)
             labels[~self.inside[0]] = 0
             labels[:, ~self.inside[1]] = 0
             self.view[:, :, part] = labels

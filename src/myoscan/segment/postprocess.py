@@ -152,12 +152,14 @@ def enforce_left_right(
         if value not in pairs:
             continue
         components, count = ndimage.label(labels[box] == value, structure=_FULL_3D)
-        index = list(range(1, count + 1))
-        ones = np.ones_like(components)
-        sizes = ndimage.sum_labels(ones, components, index)
-        centres = np.asarray(ndimage.center_of_mass(ones, components, index)).reshape(-1, 3)
-        centres += [b.start for b in box]
-        xs = centres @ x_of + affine[0, 3]
+        # world x of every voxel of the box (linear in the indices), summed per component
+        axes = [x_of[a] * np.arange(b.start, b.stop).reshape([-1 if d == a else 1 for d in range(3)])
+                for a, b in enumerate(box)]
+        world_x = axes[0] + axes[1] + axes[2] + affine[0, 3]
+        flat = components.ravel()
+        sizes = np.bincount(flat, minlength=count + 1)[1:]
+        xs = np.bincount(flat, weights=np.broadcast_to(world_x, components.shape).ravel(),
+                         minlength=count + 1)[1:] / np.maximum(sizes, 1)
         centroids[value] = (box, components, xs)
         (left if pairs[value][1] == "left" else right).extend(zip(xs, sizes, strict=True))
     if not left or not right:
@@ -167,10 +169,10 @@ def enforce_left_right(
     out = labels.copy()
     for value, (box, components, xs) in centroids.items():
         partner, side = pairs[value]
-        wrong = np.flatnonzero(xs > midline) + 1 if side == "left" else np.flatnonzero(xs < midline) + 1
-        if wrong.size:
-            log.debug("relabelling %d piece(s) of %s to %s", wrong.size, names[value], names[partner])
-            out[box][np.isin(components, wrong)] = partner
+        wrong = np.concatenate([[False], xs > midline if side == "left" else xs < midline])
+        if wrong.any():
+            log.debug("relabelling %d piece(s) of %s to %s", wrong.sum(), names[value], names[partner])
+            out[box][wrong[components]] = partner
     return out
 
 
