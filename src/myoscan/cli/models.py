@@ -59,6 +59,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from myoscan.segment.bundle import bundle_sha256, load_bundle, resolve_bundle
+    from myoscan.segment.predict import scheme_values
 
     folder = resolve_bundle(args.bundle, args.models_dir)
     bundle = load_bundle(folder)  # validates config and weights, not just the JSON
@@ -82,9 +83,14 @@ def _info(args: argparse.Namespace) -> int:
         f"inference     {inf.mode}, window {list(inf.roi_size)}, overlap {inf.overlap:g}, "
         f"{inf.blend} blending",
         "postprocess   " + (", ".join(k for k, v in vars(post).items() if v) or "none"),
-        f"labels        {len(s.labels)} in scheme {s.label_scheme or '(model channels)'}",
+        f"labels        {len(s.labels)} in scheme {s.label_scheme or '(model channels)'} "
+        "(output channel -> value written)",
     ]
-    lines += [f"  {channel:>3}  {name}" for channel, name in s.labels.items()]
+    if s.label_values is not None:
+        values = dict(s.label_values)
+    else:
+        values, _ = scheme_values(s.labels, s.label_scheme)
+    lines += [f"  {channel:>3} -> {values[channel]:>4}  {name}" for channel, name in s.labels.items()]
     print("\n".join(lines))
     print("\n" + bundle.model_card.strip())
     return 0
