@@ -276,42 +276,60 @@ class SwapConfig:
         Tissue deeper than this is expected mostly water-dominant (muscle).
     ambiguity : float
         |d| = |W - F| / (W + F) below this (FF between 40 and 60 %) carries no species vote.
-    shell_weight, deep_water_weight, deep_fat_weight, brightness_weight, signed_op_weight : float
-        Votes of the outer layer, of deep water- and fat-looking voxels, of the
-        fat-is-brighter cue and of a signed OP image. Deep fat-looking tissue votes
-        weakly because marrow, intermuscular and visceral fat are genuinely deep fat.
+    shell_weight, marrow_weight, deep_water_weight, deep_fat_weight : float
+        Votes of the outer layer and of bone marrow (both expected fat), and of deep
+        water- and fat-looking soft tissue.
+    brightness_weight, signed_op_weight : float
+        Votes of the fat-is-brighter cue and of a signed OP image.
     min_brightness_ratio : float
         The brightness cue is used only when fat- and water-looking tissue differ in
         W + F by at least this ratio (T1-weighted gradient echo; off for PDFF protocols).
     context_mm, context_weight : float
-        Gaussian radius (SD) over which votes are pooled into regional evidence, and its
-        weight in the per-voxel cost.
-    pairwise_weight, flip_coupling : float
-        Cost per voxel face of cutting between neighbours of the same observed species,
-        and its fraction paid where the species flips or is ambiguous.
+        Gaussian radius (SD) over which the outer layer is compared with the tissue
+        beneath, and the weight of that comparison in the per-voxel cost.
+    consistency_mm, consistency_weight, consistency_depth_mm : float
+        Gaussian radius over which the species expected at each depth is learnt, the
+        weight of the vote against voxels that disagree with it, and the depth down to
+        which anatomy is layered (skin, subcutaneous fat, outer muscle); deeper tissue
+        (pelvic and visceral fat, marrow) varies too much to be compared sideways.
+    boundary_mm : float
+        Cost of cutting 1 mm^2 between neighbours of one observed species, in mm^3 of
+        tissue with a full vote (so the balance does not depend on the voxel size).
+    flip_coupling, interface_coupling : float
+        Fraction of that cost paid where the species flips abruptly (a swap boundary or a
+        sharp tissue border), and the minimum fraction paid next to a partial-volume voxel
+        (a water/fat interface, whose two sides keep one label).
     supervoxel_mm : float
         Edge of the blocks whose water-looking, fat-looking and ambiguous parts are the
         nodes of the min-cut.
+    analysis_mm : float
+        Finer images are subsampled to about this voxel size first (speed); the mask is
+        then refined on the full grid.
     min_region_ml : float
         Swapped regions smaller than this are dropped; a scan with any region left fails QC.
     """
 
     skin_mm: float = 2.0
-    shell_mm: float = 10.0
+    shell_mm: float = 6.0
     deep_mm: float = 15.0
     ambiguity: float = 0.2
     shell_weight: float = 1.0
+    marrow_weight: float = 0.5
     deep_water_weight: float = 0.3
-    deep_fat_weight: float = 0.3
+    deep_fat_weight: float = 0.0
     brightness_weight: float = 0.5
     min_brightness_ratio: float = 1.25
     signed_op_weight: float = 3.0
     context_mm: float = 15.0
     context_weight: float = 0.5
-    pairwise_weight: float = 2.0
+    consistency_mm: float = 40.0
+    consistency_weight: float = 1.0
+    consistency_depth_mm: float = 45.0
+    boundary_mm: float = 6.0
     flip_coupling: float = 0.05
     interface_coupling: float = 0.5
     supervoxel_mm: float = 8.0
+    analysis_mm: float = 1.5
     min_region_ml: float = 2.0
 
 
@@ -373,10 +391,11 @@ class SwapResult:
         }
 
 
-def _body_mask(total: np.ndarray, floor: float, slice_axis: int) -> np.ndarray:
-    """Voxels with signal: smoothed W + F above a threshold, specks removed, holes filled.
+def _body_mask(total: np.ndarray, floor: float, slice_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Body: smoothed W + F above a threshold, specks removed, holes filled; and the holes.
 
-    Holes (bone cortex) are filled per slice. The threshold is the noise floor, raised to
+    Holes (bone cortex, air pockets between the thighs) are filled per slice and also
+    returned, since they carry no species information. The threshold is the noise floor, raised to
     twice the background level in noisy scans (the background of W + F is the sum of two
     Rician variables and reaches past the floor), but never above 25 % of P99.
     """
@@ -392,14 +411,41 @@ def _body_mask(total: np.ndarray, floor: float, slice_axis: int) -> np.ndarray:
     filled = np.moveaxis(body, slice_axis, 0).copy()
     for k in range(filled.shape[0]):
         filled[k] = ndimage.binary_fill_holes(filled[k])
-    return np.moveaxis(filled, 0, slice_axis)
+    filled = np.moveaxis(filled, 0, slice_axis)
+    return filled, filled & ~body
 
 
-def _normalised_smooth(values: np.ndarray, weights: np.ndarray, sigma_vox: tuple[float, ...]) -> np.ndarray:
-    """Gaussian-weighted mean of ``values / weights`` pooled over sigma (normalised convolution)."""
-    num = ndimage.gaussian_filter(values, sigma_vox, mode="constant", truncate=3.0)
-    den = ndimage.gaussian_filter(weights, sigma_vox, mode="constant", truncate=3.0)
-    return num / np.maximum(den, 1e-3 * max(float(den.max()), 1e-12))
+def _smooth(values: np.ndarray, weights: np.ndarray, spacing_mm: tuple[float, ...], sigma_mm: float,
+            *, hole_mm: float | None = None) -> np.ndarray:
+    """Gaussian-weighted mean of ``values`` (already multiplied by their weights) over ``sigma_mm``.
+
+    A normalised convolution, computed on a grid coarsened so that sigma spans about
+    four voxels (wide kernels stay cheap) and brought back by voxel repetition. With
+    ``hole_mm`` the kernel is a surround: the Gaussian of that width is subtracted,
+    scaled so the kernel is zero at its centre, so a region does not vote on itself.
+    """
+    factors = tuple(max(1, int(min(sigma_mm, hole_mm or sigma_mm) / (4.0 * s))) for s in spacing_mm)
+    coarse = [_block_sum(a, factors) for a in (values, weights)]
+
+    def blur(sigma: float) -> list[np.ndarray]:
+        sigma_vox = tuple(sigma / (s * k) for s, k in zip(spacing_mm, factors, strict=True))
+        return [ndimage.gaussian_filter(a, sigma_vox, mode="constant", truncate=3.0) for a in coarse]
+
+    num, den = blur(sigma_mm)
+    if hole_mm is not None:
+        inner_num, inner_den = blur(hole_mm)
+        scale = (hole_mm / sigma_mm) ** 3
+        num, den = num - scale * inner_num, den - scale * inner_den
+    mean = num / np.maximum(den, 1e-3 * max(float(den.max()), 1e-12))
+    return _upsample(mean, factors, values.shape)
+
+
+def _block_sum(array: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Sum over blocks of ``factors`` voxels (a trailing partial block is summed alone)."""
+    for axis, k in enumerate(factors):
+        if k > 1:
+            array = np.add.reduceat(array, np.arange(0, array.shape[axis], k), axis=axis)
+    return array
 
 
 def _brightness_cue(total: np.ndarray, sign: np.ndarray, conf: np.ndarray, inner: np.ndarray,
@@ -424,39 +470,96 @@ def _brightness_cue(total: np.ndarray, sign: np.ndarray, conf: np.ndarray, inner
     return np.clip(cue, -1.0, 1.0).astype(np.float32)
 
 
-def _layers(depth: np.ndarray, body: np.ndarray, spacing_mm: tuple[float, float, float],
-            config: SwapConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Masks of the tissue below the skin, of the outer layer, and of the deep tissue."""
+#: Largest cross-section of a bone interior (the femoral shaft's marrow is 3-6 cm^2); larger
+#: dark-ringed areas are not taken for bone.
+MAX_MARROW_AREA_MM2 = 3000.0
+
+
+def _bone_interiors(dark: np.ndarray, inner: np.ndarray, slice_axis: int,
+                    spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """Regions enclosed, slice by slice, by a dark ring (cortical bone) inside the body.
+
+    The ring is thickened by two voxels to bridge gaps (thin or partial-volume cortex),
+    its interior found, and grown back by the same amount up to the cortex.
+    """
+    cortex = np.moveaxis(dark & inner, slice_axis, 0)
+    disk = np.zeros((1, 3, 3), dtype=bool)
+    disk[0, 1, :] = disk[0, :, 1] = True
+    thick = ndimage.binary_dilation(cortex, structure=disk, iterations=2)
+    interiors = np.zeros(cortex.shape, dtype=bool)
+    pixel_mm2 = float(np.prod(spacing_mm)) / spacing_mm[slice_axis]
+    for k, plane in enumerate(thick):
+        holes, n = ndimage.label(ndimage.binary_fill_holes(plane) & ~plane)
+        if n:
+            area = np.bincount(holes.ravel()) * pixel_mm2
+            area[0] = np.inf
+            interiors[k] = (area <= MAX_MARROW_AREA_MM2)[holes]
+    grown = ndimage.binary_dilation(interiors, structure=disk, iterations=2, mask=~cortex)
+    return np.moveaxis(grown, 0, slice_axis) & inner
+
+
+def _layers(depth: np.ndarray, body: np.ndarray, dark: np.ndarray, spacing_mm: tuple[float, float, float],
+            slice_axis: int, config: SwapConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Masks of the tissue below the skin, the outer layer, deep soft tissue and bone interiors.
+
+    Bone interiors are regions enclosed, slice by slice, by a dark ring (cortical bone,
+    ``dark``) of at most :data:`MAX_MARROW_AREA_MM2`; in adult limbs they hold fatty
+    (yellow) marrow.
+    """
     skin = max(config.skin_mm, 1.01 * min(spacing_mm))
     inner = body & (depth > skin)
-    shell = inner & (depth <= max(config.shell_mm, skin + min(spacing_mm)))
-    return inner, shell, body & (depth > config.deep_mm)
+    shell = inner & (depth <= max(config.shell_mm, skin + 2 * min(spacing_mm)))
+    marrow = _bone_interiors(dark, inner, slice_axis, spacing_mm)
+    return inner, shell & ~marrow, body & (depth > config.deep_mm) & ~marrow, marrow
 
 
 def _layer_contrast(looks: np.ndarray, conf: np.ndarray, shell: np.ndarray, inner: np.ndarray,
-                    sigma_vox: tuple[float, ...]) -> np.ndarray:
+                    spacing_mm: tuple[float, ...], sigma_mm: float) -> np.ndarray:
     """Regional mean species of the outer layer minus that of the tissue beneath, halved.
 
     It is > 0 where the outer layer looks less fatty than the tissue beneath it, i.e.
-    where the anatomy is inverted.
-
-    Comparing the layers rather than testing the outer layer alone keeps lean subjects
-    (fat thinner than the layer: outer layer partly muscle, yet fattier than the muscle
-    beneath) and obese ones (deeper tissue partly fat) on the right side.
+    where the anatomy is inverted. Comparing the layers rather than testing the outer
+    layer alone keeps lean subjects (fat thinner than the layer: outer layer partly
+    muscle, yet fattier than the muscle beneath) and obese ones (deeper tissue partly
+    fat) on the right side.
     """
     below = inner & ~shell
-    outer_mean = _normalised_smooth(np.where(shell, looks, 0.0), np.where(shell, conf, 0.0), sigma_vox)
-    below_mean = _normalised_smooth(np.where(below, looks, 0.0), np.where(below, conf, 0.0), sigma_vox)
+    outer_mean = _smooth(np.where(shell, looks, 0.0), np.where(shell, conf, 0.0), spacing_mm, sigma_mm)
+    below_mean = _smooth(np.where(below, looks, 0.0), np.where(below, conf, 0.0), spacing_mm, sigma_mm)
     return 0.5 * (outer_mean - below_mean)
 
 
+#: Depth bands (mm below the body surface) within which anatomy is compared sideways.
+_DEPTH_BANDS_MM = (0.0, 4.0, 7.0, 10.0, 14.0, 20.0, 28.0, 40.0, 60.0, 90.0, np.inf)
+
+
+def _expected_species(corrected: np.ndarray, conf: np.ndarray, depth: np.ndarray, inner: np.ndarray,
+                      spacing_mm: tuple[float, ...], sigma_mm: float) -> np.ndarray:
+    """Regional mean species at each voxel's depth (-1 fat ... +1 water).
+
+    Anatomy is layered: at a given depth below the skin the tissue is much the same
+    along the surface. A swap that covers a small part of a layer disagrees with the
+    rest of that layer around it; the surround kernel keeps the region itself out.
+    """
+    expected = np.zeros(depth.shape)
+    band = np.digitize(depth, _DEPTH_BANDS_MM) - 1
+    for b in range(len(_DEPTH_BANDS_MM) - 1):
+        member = inner & (band == b)
+        if member.any():
+            mean = _smooth(np.where(member, corrected, 0.0), np.where(member, conf, 0.0), spacing_mm, sigma_mm,
+                           hole_mm=sigma_mm / 2.5)
+            expected[member] = mean[member]
+    return expected
+
+
 def _species_votes(
-    looks: np.ndarray, conf: np.ndarray, layers: tuple[np.ndarray, np.ndarray, np.ndarray],
+    looks: np.ndarray, conf: np.ndarray, layers: tuple[np.ndarray, ...],
     config: SwapConfig, brightness: np.ndarray | None, op_sign: np.ndarray | None,
 ) -> np.ndarray:
     """Per-voxel swap votes (+ = swapped) from the local cues; ``looks`` = conf x sign(W - F)."""
-    inner, shell, deep = layers
+    inner, shell, deep, marrow = layers
     votes = np.where(shell, config.shell_weight * looks, 0.0)  # the outer layer should be fat
+    votes += np.where(marrow, config.marrow_weight * looks, 0.0)  # and so should bone marrow
     deep_weight = np.where(looks > 0, config.deep_water_weight, config.deep_fat_weight)
     votes -= np.where(deep, deep_weight * looks, 0.0)  # deep tissue should be (mostly) water
     if brightness is not None:  # bright tissue should be fat, dark tissue water
@@ -466,45 +569,63 @@ def _species_votes(
     return votes.astype(np.float32)
 
 
+def _supervoxels(species: np.ndarray, body: np.ndarray, block: list[int]) -> tuple[np.ndarray, int]:
+    """Connected parts of one species within each block: a node id per voxel (-1 outside).
+
+    Blocks are separated by inserting an empty plane after every block along each axis,
+    so one labelling pass per species finds the parts of all blocks at once.
+    """
+    index = [np.arange(n) + np.arange(n) // b for n, b in zip(body.shape, block, strict=True)]
+    grid = np.ix_(*index)
+    expanded = np.zeros(tuple(int(ix[-1]) + 1 for ix in index), dtype=bool)
+    node = np.full(body.shape, -1, dtype=np.int64)
+    n_nodes = 0
+    for value in np.unique(species[body]):
+        expanded[grid] = body & (species == value)
+        labels, n = ndimage.label(expanded)
+        part = labels[grid]
+        node[part > 0] = part[part > 0] - 1 + n_nodes
+        n_nodes += n
+    return node, n_nodes
+
+
 def _supervoxel_graph(
-    unary: np.ndarray, sign: np.ndarray, conf: np.ndarray, body: np.ndarray,
+    unary: np.ndarray, species: np.ndarray, conf: np.ndarray, body: np.ndarray,
     spacing_mm: tuple[float, float, float], config: SwapConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes = water-/fat-looking/ambiguous part of each block; edges = summed face couplings.
+    """Graph of supervoxels: connected parts of one observed species within each block.
 
-    Returns the node of every voxel (-1 outside the body), the node costs, and the first
-    node, second node and coupling of every undirected edge.
+    ``species`` is 0 water-looking, 1 fat-looking, 2 ambiguous, 3 without signal. Edge
+    couplings are summed over the shared voxel faces (cost per mm^2 x face area); node
+    costs are the unary votes summed over the voxels (x voxel volume). Returns the node
+    of every voxel (-1 outside the body), node costs, and each edge's two nodes and weight.
     """
     block = [max(1, round(config.supervoxel_mm / s)) for s in spacing_mm]
-    species = np.where(conf > 0, np.where(sign > 0, 0, 1), 2).astype(np.int64)
-    grids = np.ix_(*(np.arange(n) // b for n, b in zip(body.shape, block, strict=True)))
-    n_blocks = [-(-n // b) for n, b in zip(body.shape, block, strict=True)]
-    block_id = (grids[0] * n_blocks[1] + grids[1]) * n_blocks[2] + grids[2]
-    keys, inverse = np.unique((block_id * 3 + species)[body], return_inverse=True)
-    node = np.full(body.shape, -1, dtype=np.int64)
-    node[body] = inverse
-    node_cost = np.bincount(inverse, weights=unary[body], minlength=keys.size)
-    areas = np.prod(spacing_mm) / np.asarray(spacing_mm)
+    node, n_nodes = _supervoxels(species, body, block)
+    voxel_mm3 = float(np.prod(spacing_mm))
+    node_cost = np.bincount(node[body], weights=unary[body], minlength=n_nodes) * voxel_mm3
+    areas_mm2 = voxel_mm3 / np.asarray(spacing_mm)
     firsts, seconds, couplings = [], [], []
     for axis in range(3):
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
         a, b = node[tuple(lo)], node[tuple(hi)]
         cross = (a >= 0) & (b >= 0) & (a != b)
-        same = (sign[tuple(lo)] == sign[tuple(hi)])[cross]
+        kind_a, kind_b = species[tuple(lo)][cross], species[tuple(hi)][cross]
         strength = np.minimum(conf[tuple(lo)], conf[tuple(hi)])[cross]
-        coupling = np.where(same, config.flip_coupling + (1 - config.flip_coupling) * strength,
+        coupling = np.where(kind_a == kind_b, config.flip_coupling + (1 - config.flip_coupling) * strength,
                             config.flip_coupling)
-        # A partial-volume voxel sits on a water/fat interface: both sides share the label.
-        coupling = np.maximum(coupling, config.interface_coupling * (1.0 - strength))
+        # A partial-volume voxel sits on a water/fat interface: both sides keep one label.
+        # Voxels without signal (bone cortex, air in the gut) carry no such information.
+        has_signal = (kind_a != 3) & (kind_b != 3)
+        coupling = np.maximum(coupling, has_signal * config.interface_coupling * (1.0 - strength))
         firsts.append(np.minimum(a[cross], b[cross]))
         seconds.append(np.maximum(a[cross], b[cross]))
-        couplings.append(coupling * config.pairwise_weight * areas[axis] / areas.max())
-    pair = np.concatenate(firsts) * keys.size + np.concatenate(seconds)
+        couplings.append(coupling * config.boundary_mm * areas_mm2[axis])
+    pair = np.concatenate(firsts) * n_nodes + np.concatenate(seconds)
     pairs, where = np.unique(pair, return_inverse=True)
     weight = np.bincount(where, weights=np.concatenate(couplings))
-    return node, node_cost, pairs // keys.size, pairs % keys.size, weight
+    return node, node_cost, pairs // n_nodes, pairs % n_nodes, weight
 
 
 def _min_cut(node_cost: np.ndarray, first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -609,40 +730,91 @@ def detect_swaps(
     spacing = tuple(float(s) for s in spacing_mm)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     floor = noise_floor(w + f) if floor is None else floor
-    body_full = _body_mask(w + f, floor, slice_axis)
+    body_full, holes_full = _body_mask(w + f, floor, slice_axis)
     probability = np.zeros(w.shape, dtype=np.float32)
     full_mask = np.zeros(w.shape, dtype=bool)
     if not body_full.any():
         return SwapResult(probability, full_mask, body_full, voxel_ml, (), 0, ("no signal above the floor",))
-    box = ndimage.find_objects(body_full.astype(np.int8))[0]  # work inside the body's bounding box
     echoes = None
     if in_phase is not None:
         echoes = (_float(in_phase), _float(opposed_phase))
         if echoes[0].shape != w.shape or echoes[1].shape != w.shape:
             raise InputError(f"in-phase/opposed-phase shapes {echoes[0].shape}, {echoes[1].shape} differ "
                              f"from water/fat {w.shape}")
-        echoes = (echoes[0][box], echoes[1][box])
-    body = body_full[box]
-    signals = _species_signals(w[box], f[box], body, echoes, config)
-    total, sign, conf, op_sign, cues, notes = signals
-    layers = _layers(ndimage.distance_transform_edt(body, sampling=spacing), body, spacing, config)
+    box = ndimage.find_objects(body_full.astype(np.int8))[0]  # work inside the body's bounding box
+    factors = tuple(max(1, int(config.analysis_mm // s)) for s in spacing)
+    coarse = [_subsample(a[box], factors) for a in (w, f, *(echoes or ()))]
+    coarse_spacing = tuple(s * k for s, k in zip(spacing, factors, strict=True))
+    body, holes = (_body_mask(coarse[0] + coarse[1], floor, slice_axis) if max(factors) > 1
+                   else (body_full[box], holes_full[box]))
+    coarse_echoes = None if echoes is None else (coarse[2], coarse[3])
+    mask, regional, cues, notes = _detect_on_grid(coarse[0], coarse[1], body, holes, coarse_echoes,
+                                                  coarse_spacing, floor, slice_axis, config)
+    inside = body_full[box]
+    mask, n_regions = _drop_small_regions(_upsample(mask, factors, inside.shape) & inside,
+                                          config.min_region_ml / voxel_ml)
+    full_mask[box] = mask
+    probability[box] = np.where(inside, _upsample(regional, factors, inside.shape), 0.0)
+    return SwapResult(probability, full_mask, body_full, voxel_ml, tuple(cues), n_regions, tuple(notes))
+
+
+def _subsample(array: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Every ``factors``-th voxel along each axis.
+
+    Picking rather than averaging keeps swap boundaries abrupt: a block mean across one
+    would look like a partial-volume water/fat interface.
+    """
+    return array[tuple(slice(None, None, k) for k in factors)]
+
+
+def _upsample(array: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Repeat every voxel ``factors`` times and crop to ``shape`` (inverse of :func:`_subsample`)."""
+    for axis, k in enumerate(factors):
+        if k > 1:
+            array = np.repeat(array, k, axis=axis)
+    return array[tuple(slice(0, n) for n in shape)]
+
+
+def _detect_on_grid(
+    w: np.ndarray, f: np.ndarray, body: np.ndarray, holes: np.ndarray,
+    echoes: tuple[np.ndarray, np.ndarray] | None,
+    spacing: tuple[float, float, float], floor: float, slice_axis: int, config: SwapConfig,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Swap mask and regional swap probability on one analysis grid.
+
+    Two passes: the first uses the absolute anatomical cues; the second adds the
+    same-depth consistency cue, with the expected species at each depth learnt from the
+    scan corrected by the first pass (so a large swap does not teach its own anatomy).
+    """
+    total, sign, conf, op_sign, cues, notes = _species_signals(w, f, body, echoes, config)
+    void = holes | (body & (total <= floor))
+    conf *= np.clip(total / floor - 1.0, 0.0, 1.0) if floor > 0 else 1.0  # d is noise near the floor
+    conf[void] = 0.0
+    depth = ndimage.distance_transform_edt(body, sampling=spacing)
+    dark = void | (body & (total < 0.4 * np.median(total[body])))  # cortex, partial volume included
+    layers = _layers(depth, body, dark, spacing, slice_axis, config)
     looks = conf * sign
     brightness = _brightness_cue(total, sign, conf, layers[0], config.min_brightness_ratio)
     if brightness is not None:
         cues.append("brightness")
     votes = _species_votes(looks, conf, layers, config, brightness, op_sign)
-    sigma_vox = tuple(config.context_mm / s for s in spacing)
-    contrast = _layer_contrast(looks, conf, layers[1], layers[0], sigma_vox)
-    unary = np.where(body, votes + config.context_weight * contrast, 0.0)
-    node, node_cost, first, second, weight = _supervoxel_graph(unary, sign, conf, body, spacing, config)
+    contrast = _layer_contrast(looks, conf, layers[1], layers[0], spacing, config.context_mm)
+    unary = np.where(body & (conf > 0), votes + config.context_weight * contrast, 0.0)  # voxels with a species
+    species = np.select([void, conf == 0, sign > 0], [3, 2, 0], default=1)
+    node, node_cost, first, second, weight = _supervoxel_graph(unary, species, conf, body, spacing, config)
+    swapped = _min_cut(node_cost, first, second, weight)
+    if config.consistency_weight > 0:
+        corrected = np.where(body, looks * (1 - 2 * swapped[node].astype(np.float64)), 0.0)
+        soft = layers[0] & ~layers[3] & (depth <= config.consistency_depth_mm)
+        expected = _expected_species(corrected, conf, depth, soft, spacing, config.consistency_mm)
+        unary = unary - config.consistency_weight * looks * expected
+        voxel_mm3 = float(np.prod(spacing))
+        node_cost = np.bincount(node[body], weights=unary[body], minlength=node_cost.size) * voxel_mm3
+        swapped = _min_cut(node_cost, first, second, weight)
     mask = np.zeros(body.shape, dtype=bool)
-    mask[body] = _min_cut(node_cost, first, second, weight)[node[body]]
-    mask, n_regions = _drop_small_regions(mask, config.min_region_ml / voxel_ml)
-    block_vox = tuple(config.supervoxel_mm / s for s in spacing)
-    regional = _normalised_smooth(unary, body.astype(np.float32), block_vox)
-    probability[box] = np.where(body, 1.0 / (1.0 + np.exp(-regional / 0.1)), 0.0)
-    full_mask[box] = mask
-    return SwapResult(probability, full_mask, body_full, voxel_ml, tuple(cues), n_regions, tuple(notes))
+    mask[body] = swapped[node[body]]
+    regional = _smooth(unary, body.astype(np.float64), spacing, config.supervoxel_mm)
+    return mask, np.where(body, 1.0 / (1.0 + np.exp(-regional / 0.1)), 0.0), cues, notes
 
 
 def _species_signals(
