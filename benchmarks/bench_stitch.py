@@ -48,7 +48,8 @@ def make_subject(rng: np.random.Generator, in_plane_shift: bool) -> dict[str, li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--in-plane-shift", action="store_true")
     parser.add_argument("--files", action="store_true", help="read the stations from NIfTI files")

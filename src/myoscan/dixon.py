@@ -138,8 +138,9 @@ def estimate_noise_level(signal: npt.ArrayLike) -> float:
     """Noise level of a magnitude image: the modal value of its background air.
 
     The background of a magnitude image is Rician with its mode near the noise SD. The
-    mode is the highest bin of a 250-bin histogram of the values in (0, P99 / 2); it
-    counts as background only if it lies below 0.3 x P99 and the histogram falls below
+    mode is the highest bin of a 250-bin histogram of the values in (0, P99 / 2), refined
+    by a parabola through its neighbours; it counts as background only if it lies below
+    0.3 x P99 and the histogram falls below
     half its height after it. Returns NaN when there is no such peak (no air in the
     field of view, or a background set to exactly 0).
 
@@ -163,7 +164,12 @@ def estimate_noise_level(signal: npt.ArrayLike) -> float:
     peak = int(np.argmax(counts))
     if edges[peak] >= 0.3 * p99 or counts[peak:].min() > 0.5 * counts[peak]:
         return float("nan")
-    return float((edges[peak] + edges[peak + 1]) / 2.0)
+    offset = 0.0
+    if 0 < peak < counts.size - 1:  # parabola through the peak bin and its neighbours
+        left, centre, right = (float(c) for c in counts[peak - 1: peak + 2])
+        curvature = left - 2 * centre + right
+        offset = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
+    return float(edges[peak] + (0.5 + offset) * (edges[1] - edges[0]))
 
 
 def noise_floor(
@@ -546,8 +552,8 @@ def _expected_species(corrected: np.ndarray, conf: np.ndarray, depth: np.ndarray
     for b in range(len(_DEPTH_BANDS_MM) - 1):
         member = inner & (band == b)
         if member.any():
-            mean = _smooth(np.where(member, corrected, 0.0), np.where(member, conf, 0.0), spacing_mm, sigma_mm,
-                           hole_mm=sigma_mm / 2.5)
+            mean = _smooth(np.where(member, corrected, 0.0), np.where(member, conf, 0.0), spacing_mm,
+                           sigma_mm, hole_mm=sigma_mm / 2.5)
             expected[member] = mean[member]
     return expected
 
@@ -570,7 +576,7 @@ def _species_votes(
 
 
 def _supervoxels(species: np.ndarray, body: np.ndarray, block: list[int]) -> tuple[np.ndarray, int]:
-    """Connected parts of one species within each block: a node id per voxel (-1 outside).
+    """Label the connected parts of one species within each block (-1 outside the body).
 
     Blocks are separated by inserting an empty plane after every block along each axis,
     so one labelling pass per species finds the parts of all blocks at once.
@@ -799,7 +805,8 @@ def _detect_on_grid(
         cues.append("brightness")
     votes = _species_votes(looks, conf, layers, config, brightness, op_sign)
     contrast = _layer_contrast(looks, conf, layers[1], layers[0], spacing, config.context_mm)
-    unary = np.where(body & (conf > 0), votes + config.context_weight * contrast, 0.0)  # voxels with a species
+    # Only voxels with a species vote; void and ambiguous voxels follow their neighbours.
+    unary = np.where(body & (conf > 0), votes + config.context_weight * contrast, 0.0)
     species = np.select([void, conf == 0, sign > 0], [3, 2, 0], default=1)
     node, node_cost, first, second, weight = _supervoxel_graph(unary, species, conf, body, spacing, config)
     swapped = _min_cut(node_cost, first, second, weight)
