@@ -20,23 +20,26 @@ regions from physics and anatomy:
   swap voxel by voxel; they give swap-free S and |d|, a consistency check of the W/F
   maps, and - when OP is *signed* (phase-corrected real OP) - the species directly:
   sign(OP) = sign(W - F) in an unswapped voxel.
-* Anatomy. The body's outer layer (subcutaneous fat, under the skin) is fat-dominant;
-  deep tissue is mostly water-dominant muscle; and on T1-weighted gradient-echo Dixon
-  fat is brighter than muscle in S. Each body voxel votes swap / no swap accordingly;
-  votes are pooled over about 25 mm (normalised Gaussian convolution) into a regional
-  swap evidence, reported as a probability map.
+* Anatomy. Voxels with a clear species vote: the outer layer under the skin and bone
+  marrow should be fat; deep water-looking tissue is as expected (deep fat-looking
+  tissue does not vote: marrow, intermuscular and visceral fat are real); the outer
+  layer should look fattier than the tissue beneath; on T1-weighted gradient echo fat is
+  brighter than muscle. Anatomy is layered, so at a given depth below the skin the
+  tissue is much the same along the surface: the species expected at each depth is
+  learnt from the scan's own surroundings (after a first pass corrected what it found)
+  and voxels disagreeing with it vote swapped.
 * Coherence. A swap is a spatially coherent region bounded by surfaces where the
-  dominant species flips abruptly. The final mask is the minimum cut of a binary Markov
+  dominant species flips abruptly. The mask is the exact minimum cut of a binary Markov
   random field over supervoxels: cutting between neighbours of the same observed species
-  is expensive, cutting where the species flips (a tissue interface *or* a swap
-  boundary) is cheap, so the mask snaps to flip surfaces and whole tissue patches
-  follow the regional evidence.
+  is expensive, cutting where the species flips abruptly is cheap, and partial-volume
+  voxels (real water/fat interfaces) tie their two sides together, so the mask snaps to
+  swap boundaries and whole tissue patches follow the evidence.
 
 Limits (see docs/dixon.md): built for limbs, pelvis and trunk with a subcutaneous fat
-layer; swaps smaller than about 2 mL or buried deep without reaching the body surface
-are found only from the brightness cue; very lean subjects (subcutaneous fat thinner
-than a voxel) weaken the outer-layer vote; a whole-volume swap is found when the
-anatomical cues agree but cannot be told from a scan with inverted contrast.
+layer; swaps buried more than ~45 mm below the skin are found only with the brightness
+cue or a signed OP; small swaps in proton-density contrast under thick, uneven
+subcutaneous fat can be missed; a scan swapped in its entirety relies on the absolute
+cues alone.
 """
 
 from __future__ import annotations
@@ -279,7 +282,8 @@ class SwapConfig:
     shell_mm : float
         Body surface layer expected fat-dominant (subcutaneous fat).
     deep_mm : float
-        Tissue deeper than this is expected mostly water-dominant (muscle).
+        Tissue deeper than this is expected mostly water-dominant (muscle); only
+        water-looking deep tissue votes (``deep_fat_weight`` 0: deep fat is common).
     ambiguity : float
         |d| = |W - F| / (W + F) below this (FF between 40 and 60 %) carries no species vote.
     shell_weight, marrow_weight, deep_water_weight, deep_fat_weight : float
@@ -306,8 +310,8 @@ class SwapConfig:
         sharp tissue border), and the minimum fraction paid next to a partial-volume voxel
         (a water/fat interface, whose two sides keep one label).
     supervoxel_mm : float
-        Edge of the blocks whose water-looking, fat-looking and ambiguous parts are the
-        nodes of the min-cut.
+        Edge of the blocks whose connected water-looking, fat-looking, ambiguous and
+        signal-free parts are the nodes of the min-cut.
     analysis_mm : float
         Finer images are subsampled to about this voxel size first (speed); the mask is
         then refined on the full grid.
