@@ -16,6 +16,7 @@ from myoscan.errors import ModelError
 
 __all__ = [
     "FORMAT_VERSION",
+    "CT_WINDOW_ABDOMEN_HU",
     "CT_WINDOW_HU",
     "MRI_WINDOW",
     "InferenceConfig",
@@ -32,6 +33,7 @@ __all__ = [
 FORMAT_VERSION = 1
 CT_WINDOW_HU = (-57.0, 164.0)  # seed 004: thigh CT window, followed by gamma 2
 CT_GAMMA = 2.0  # seed 004
+CT_WINDOW_ABDOMEN_HU = (-160.0, 240.0)  # seed 003: window 400, level 40
 MRI_WINDOW = (80.0, 450.0)  # seed 001: Dixon MRI window mapped to [0, 1]
 
 IntensityMode = Literal["window", "ct_window", "zscore", "percentile", "none"]
@@ -59,7 +61,8 @@ class IntensityConfig:
     ``mode``:
 
     - ``window`` -- clip to ``window`` and map it linearly to [0, 1] (seed 001: [80, 450]);
-    - ``ct_window`` -- the same on Hounsfield units, default [-57, 164] (seed 004);
+    - ``ct_window`` -- the same on Hounsfield units, default [-57, 164] (seed 004); seed 003's
+      window 400 / level 40 is ``window: [-160, 240]`` with ``gamma: 1``;
     - ``zscore`` -- subtract mean, divide by SD of the non-zero voxels; zeros stay 0
       (MuscleMap, MONAI ``NormalizeIntensity(nonzero=True)``);
     - ``percentile`` -- map the ``percentiles`` of the non-zero voxels to [0, 1];
