@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from dicom_factory import write_series
-from myoscan.errors import GeometryMismatchError, InputError
+from myoscan.errors import GeometryMismatchError, InputError, IrregularSpacingWarning
 from myoscan.io import (
     Volume,
     check_same_grid,
@@ -143,7 +143,7 @@ def test_dicom_series_sorted_rescaled_and_geometry_matches_simpleitk(tmp_path):
 def test_dicom_irregular_gap_uses_median_spacing_and_warns(tmp_path):
     stored = np.zeros((5, 4, 4), np.int16)
     folder = write_series(tmp_path / "s", stored, slice_positions=np.array([0.0, 3.0, 6.0, 12.0, 15.0]))
-    with pytest.warns(UserWarning, match="irregular slice spacing"):
+    with pytest.warns(IrregularSpacingWarning, match="irregular slice spacing"):
         vol = read_dicom_series(folder)
     assert vol.spacing_mm[2] == pytest.approx(3.0)
 

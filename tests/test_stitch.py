@@ -10,10 +10,10 @@ import SimpleITK as sitk
 
 from dicom_factory import write_series
 from myoscan.cli import main
-from myoscan.cli.dixon import write_output_set
 from myoscan.cli.stitch import output_paths
 from myoscan.errors import InputError
 from myoscan.io import Volume, check_same_grid, read_volume, write_volume
+from myoscan.outputs import write_output_set
 from myoscan.stitch import (
     find_stations,
     global_grid,

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "GeometryMismatchError",
     "InputError",
+    "IrregularSpacingWarning",
     "ModelError",
     "MyoscanError",
 ]
@@ -28,3 +29,7 @@ class GeometryMismatchError(InputError):
 
 class ModelError(MyoscanError, ValueError):
     """A model bundle or model folder is incomplete, inconsistent or unknown."""
+
+
+class IrregularSpacingWarning(UserWarning):
+    """Slices of a series are not evenly spaced; a single-affine volume places them approximately."""

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from myoscan._typing import PathLike
-from myoscan.errors import GeometryMismatchError, InputError
+from myoscan.errors import GeometryMismatchError, InputError, IrregularSpacingWarning
 from myoscan.outputs import atomic_path
 
 __all__ = [
@@ -449,6 +449,7 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
                 f"{folder}: irregular slice spacing (min {gaps.min():.3f}, max {gaps.max():.3f} mm); "
                 f"using the median {slice_spacing:.3f} mm; resample with `myoscan stitch` "
                 "for exact geometry",
+                IrregularSpacingWarning,
                 stacklevel=2,
             )
     else:

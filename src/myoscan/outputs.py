@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ import pandas as pd
 from myoscan._typing import PathLike
 from myoscan.errors import InputError
 
-__all__ = ["atomic_path", "read_table", "to_jsonable", "write_json", "write_table", "write_text"]
+__all__ = [
+    "atomic_path",
+    "read_table",
+    "to_jsonable",
+    "write_json",
+    "write_output_set",
+    "write_table",
+    "write_text",
+]
 
 
 def _double_suffix(path: Path) -> str:
@@ -152,3 +161,35 @@ def read_table(path: PathLike) -> pd.DataFrame:
                            na_values=["n/a", "NA", "NaN", ""])
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"{source.name}: cannot read table ({exc}); expected CSV, TSV or Parquet") from exc
+
+
+def write_output_set(writers: Mapping[Path, Callable[[Path], object]]) -> list[Path]:
+    """Write several output files so that they appear together or not at all.
+
+    Every file is first written into a hidden staging folder beside its destination; only
+    when all succeeded are they moved into place (renames within one file system).
+
+    Parameters
+    ----------
+    writers : mapping of Path to callable
+        Destination -> function writing that file to the path it is given.
+
+    Returns
+    -------
+    list of Path
+        The destinations.
+    """
+    staging: dict[Path, Path] = {}
+    try:
+        for target, write in writers.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in staging:
+                staging[target.parent] = Path(tempfile.mkdtemp(prefix=".myoscan-staging-", dir=target.parent))
+            write(staging[target.parent] / target.name)
+        for target in writers:
+            os.replace(staging[target.parent] / target.name, target)
+    finally:
+        for folder in staging.values():
+            with contextlib.suppress(OSError):
+                shutil.rmtree(folder)
+    return list(writers)

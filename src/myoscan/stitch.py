@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from myoscan._typing import PathLike
-from myoscan.errors import InputError
+from myoscan.errors import InputError, IrregularSpacingWarning
 from myoscan.io import Volume, read_volume, require_3d
 from myoscan.progress import progress
 
@@ -258,7 +258,7 @@ def read_station(
         if series_uid:
             name += f"/{volume.meta.get('SeriesDescription') or series_uid}"
         for warning in caught:
-            if "irregular slice spacing" in str(warning.message):
+            if issubclass(warning.category, IrregularSpacingWarning):
                 detail = str(warning.message).split(";")[0].split(": ", 1)[-1]
                 notes.append(f"{name}: {detail}; fused using the true slice positions")
             else:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from myoscan.cli._common import add_common_flags, existing_path, positive_float
@@ -44,45 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def write_output_set(writers: Mapping[Path, Callable[[Path], object]]) -> list[Path]:
-    """Write several output files so that they appear together or not at all.
-
-    Every file is first written into a hidden staging folder beside its destination; only
-    when all succeeded are they moved into place (renames within one file system).
-
-    Parameters
-    ----------
-    writers : mapping of Path to callable
-        Destination -> function writing that file to the path it is given.
-
-    Returns
-    -------
-    list of Path
-        The destinations.
-    """
-    staging: dict[Path, Path] = {}
-    try:
-        for target, write in writers.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.parent not in staging:
-                staging[target.parent] = Path(tempfile.mkdtemp(prefix=".myoscan-staging-", dir=target.parent))
-            write(staging[target.parent] / target.name)
-        for target in writers:
-            os.replace(staging[target.parent] / target.name, target)
-    finally:
-        for folder in staging.values():
-            with contextlib.suppress(OSError):
-                shutil.rmtree(folder)
-    return list(writers)
-
-
 def run(args: argparse.Namespace) -> int:
     """Compute the Dixon maps and write them to the output folder."""
     import numpy as np
 
     from myoscan.dixon import SwapConfig, process_dixon
     from myoscan.io import read_volume, require_3d, write_volume
-    from myoscan.outputs import write_json
+    from myoscan.outputs import write_json, write_output_set
 
     given = {k: getattr(args, k) for k in ("water", "fat", "in_phase", "opposed_phase")}
     if not any(given.values()):

@@ -68,9 +68,8 @@ def output_paths(output: Path, contrasts: list[str]) -> tuple[dict[str, Path], P
 
 def run(args: argparse.Namespace) -> int:
     """Fuse the stations and write the fused images, coverage map and report."""
-    from myoscan.cli.dixon import write_output_set
     from myoscan.io import write_volume
-    from myoscan.outputs import write_json
+    from myoscan.outputs import write_json, write_output_set
     from myoscan.stitch import find_stations, stitch_contrasts
 
     output_paths(Path(args.output), ["image"])  # fail on a bad extension before any work
