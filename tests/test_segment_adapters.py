@@ -279,11 +279,11 @@ def test_model_specs_and_input_assignment():
     assert parse_model_spec("musclemap:/a/b.pth") == ("musclemap", "/a/b.pth")
     assert parse_model_spec("totalseg:seg.nii.gz") == ("totalseg", "seg.nii.gz")
     v = non_ras_volume()
-    assert list(assign_inputs(["in_phase", "opposed_phase"], None, {"opposed_phase": v, "in_phase": v})) == [
-        "in_phase", "opposed_phase"]
+    assert list(assign_inputs(["inphase", "outphase"], None, {"opposed_phase": v, "in_phase": v})) == [
+        "inphase", "outphase"]  # other spellings of the Dixon contrasts are accepted
     assert list(assign_inputs(["water", "fat"], v, {"fat": v})) == ["water", "fat"]
-    with pytest.raises(InputError, match="takes 2 contrast.*missing opposed_phase"):
-        assign_inputs(["in_phase", "opposed_phase"], None, {"in_phase": v})
+    with pytest.raises(InputError, match="takes 2 contrast.*--opposed-phase.*missing outphase"):
+        assign_inputs(["inphase", "outphase"], None, {"inphase": v})
     with pytest.raises(InputError, match="not used by this model: fat"):
         assign_inputs(["water"], None, {"water": v, "fat": v})
 

@@ -55,7 +55,7 @@ def test_every_architecture_is_covered_by_the_tests():
 
 @pytest.mark.parametrize("arch", sorted(TINY), ids=str)
 def test_architecture_builds_and_runs_forward(arch):
-    config = tiny_config(arch, contrasts=("in_phase", "opposed_phase"), n_labels=3)
+    config = tiny_config(arch, contrasts=("inphase", "outphase"), n_labels=3)
     torch.manual_seed(0)
     net = build_network(config).eval()
     roi = TINY[arch][1]

@@ -247,7 +247,7 @@ def test_segment_volumes_writes_catalog_ids_on_input_grid(tiny_bundle, tmp_path)
     ("inputs", "match"),
     [
         (lambda v: {"water": v}, "takes 2 contrast"),
-        (lambda v: {"in_phase": v, "opposed_phase": v}, "missing water, fat"),
+        (lambda v: {"in_phase": v, "outphase": v}, "missing water, fat"),
         (lambda v: [v], "takes 2 image"),
     ],
     ids=["one-of-two", "wrong-contrasts", "wrong-count"],

@@ -33,7 +33,7 @@ DEMO_MODEL = "leg-demo"
 #: Default phantom seed; the demo model was trained on other seeds (see its MODEL_CARD).
 DEMO_SEED = 2025
 #: Phantom images -> model contrast names.
-_PHANTOM_CONTRASTS = {"water": "water", "fat": "fat", "in_phase": "inphase", "opposed_phase": "outphase"}
+_PHANTOM_CONTRASTS = {"water": "water", "fat": "fat", "inphase": "inphase", "outphase": "outphase"}
 
 
 @dataclass(frozen=True)

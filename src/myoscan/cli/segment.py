@@ -39,8 +39,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("image", nargs="?", type=existing_path, metavar="IMAGE",
                    help="image to segment (NIfTI/NRRD/DICOM folder)")
     dixon = p.add_argument_group("Dixon contrasts (on one grid)")
-    for flag in ("water", "fat", "in-phase", "opposed-phase"):
-        dixon.add_argument(f"--{flag}", type=existing_path, metavar="FILE", help=f"{flag} image")
+    for flags, dest in ((["--water"], "water"), (["--fat"], "fat"), (["--in-phase", "--inphase"], "inphase"),
+                        (["--opposed-phase", "--outphase"], "outphase")):
+        dixon.add_argument(*flags, dest=dest, type=existing_path, metavar="FILE", help=f"{dest} image")
     p.add_argument("-m", "--model", required=True,
                    help="bundle folder or name, nnunet:PATH, musclemap:PATH or totalseg:PATH")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="SEG.nii.gz",
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     if image_suffix(args.output) not in (".nii", ".nii.gz", ".nrrd"):
         raise InputError(f"{args.output.name}: output must end in .nii.gz, .nii or .nrrd")
-    named = {name: read_volume(getattr(args, name)) for name in ("water", "fat", "in_phase", "opposed_phase")
+    named = {name: read_volume(getattr(args, name)) for name in ("water", "fat", "inphase", "outphase")
              if getattr(args, name) is not None}
     image = read_volume(args.image) if args.image is not None else None
     if image is None and not named:

@@ -24,6 +24,7 @@ __all__ = [
     "ModelConfig",
     "PostprocessConfig",
     "PreprocessConfig",
+    "canonical_contrast",
     "channel_counts",
     "label_names",
     "label_values",
@@ -36,7 +37,24 @@ CT_GAMMA = 2.0  # seed 004
 CT_WINDOW_ABDOMEN_HU = (-160.0, 240.0)  # seed 003: window 400, level 40
 MRI_WINDOW = (80.0, 450.0)  # seed 001: Dixon MRI window mapped to [0, 1]
 
+#: Other spellings of Dixon contrast names -> the names used across myoscan (phantom, pipeline).
+CONTRAST_ALIASES = {"in_phase": "inphase", "ip": "inphase", "opposed_phase": "outphase",
+                    "out_phase": "outphase", "opposed": "outphase", "op": "outphase",
+                    "fat_fraction": "fatfrac", "ff": "fatfrac"}
+
 IntensityMode = Literal["window", "ct_window", "zscore", "percentile", "none"]
+
+
+def canonical_contrast(name: str) -> str:
+    """Name of a contrast as myoscan spells it: lower case, ``inphase``/``outphase``.
+
+    Examples
+    --------
+    >>> canonical_contrast("In-Phase"), canonical_contrast("opposed_phase"), canonical_contrast("T1w")
+    ('inphase', 'outphase', 't1w')
+    """
+    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    return CONTRAST_ALIASES.get(key, key)
 
 
 def _fail(key: str, expected: str, got: Any) -> ModelError:
@@ -358,7 +376,7 @@ def parse_config(config: Mapping[str, Any]) -> ModelConfig:
     spatial_dims = spatial_dims_of(architecture)
     channel_counts(config)
     inputs = config.get("inputs") or {}
-    contrasts = tuple(str(c) for c in inputs["contrasts"])
+    contrasts = tuple(canonical_contrast(c) for c in inputs["contrasts"])
     if len(set(contrasts)) != len(contrasts):
         raise _fail("inputs.contrasts", "distinct names", list(contrasts))
     modality = inputs.get("modality", "ct" if contrasts == ("ct",) else "mri")

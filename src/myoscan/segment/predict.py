@@ -102,8 +102,11 @@ def order_inputs(
     InputError
         Wrong number of images, or contrasts the model does not take.
     """
+    from myoscan.segment.config import canonical_contrast
+
     expected = ", ".join(contrasts)
     if isinstance(inputs, Mapping):
+        inputs = {canonical_contrast(k): v for k, v in inputs.items()}
         given = list(inputs)
         if sorted(given) != sorted(contrasts):
             missing = [c for c in contrasts if c not in inputs]

@@ -74,15 +74,20 @@ def assign_inputs(
     InputError
         Missing, surplus or unknown contrasts.
     """
+    from myoscan.segment.config import canonical_contrast
+
     wanted = list(contrasts)
+    named = {canonical_contrast(k): v for k, v in named.items()}
+    lookup = {canonical_contrast(c): c for c in wanted}  # nnU-Net channel names keep their spelling
+    named = {lookup.get(k, k): v for k, v in named.items()}
     assigned = {c: named[c] for c in wanted if c in named}
     extra = [c for c in named if c not in wanted]
     missing = [c for c in wanted if c not in assigned]
     if image is not None and len(missing) == 1:
         assigned[missing.pop()] = image
         image = None
-    flags = ", ".join(f"--{c.replace('_', '-')}" if c in ("water", "fat", "in_phase", "opposed_phase")
-                      else f"{c} (IMAGE)" for c in wanted)
+    flag_of = {"water": "--water", "fat": "--fat", "inphase": "--in-phase", "outphase": "--opposed-phase"}
+    flags = ", ".join(flag_of.get(canonical_contrast(c), f"{c} (IMAGE)") for c in wanted)
     if missing or extra or image is not None:
         problems = []
         if missing:
@@ -137,7 +142,8 @@ def run_model(
     image : Volume, optional
         The positional image (also the reference grid for ``totalseg``).
     named : mapping of str to Volume, optional
-        Images by contrast (``water``, ``fat``, ``in_phase``, ``opposed_phase``).
+        Images by contrast (``water``, ``fat``, ``inphase``, ``outphase``; other spellings
+        such as ``in_phase`` are accepted).
     options : RunOptions
         Device, overlap, ONNX, chunking, mirroring, TotalSegmentator task, progress.
     models_dirs : sequence of path
