@@ -291,3 +291,20 @@ def test_unknown_config_key_is_named(tmp_path):
     path.write_text('{"erosion": 2}')
     with pytest.raises(InputError, match="erosion"):
         QuantifyConfig.from_file(path)
+
+
+def test_fat_fraction_nan_voxels_inside_a_label_are_left_out_with_a_warning():
+    from myoscan.io import Volume
+    from myoscan.quantify import quantify
+
+    labels = np.zeros((4, 4, 2), np.uint8)
+    labels[:2] = 7
+    ff = np.full(labels.shape, 10.0, np.float32)
+    ff[0, 0, 0] = np.nan  # below the Dixon noise floor
+    ff[1, 0, 0] = 40.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    with pytest.warns(UserWarning, match=r"without a fat fraction \(NaN\) inside label\(s\) 7 \(6.2 %\)"):
+        row = quantify(Volume(labels, affine), fat_fraction=Volume(ff, affine), scheme="leg").iloc[0]
+    assert row["ff_mean_pct"] == pytest.approx((40.0 + 14 * 10.0) / 15)
+    assert row["ff_median_pct"] == pytest.approx(10.0)
+    assert row["volume_ml"] == pytest.approx(16 * 2.0 / 1000)

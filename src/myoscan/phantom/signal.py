@@ -149,10 +149,13 @@ def swap_region(body: np.ndarray, spacing_mm: tuple[float, float, float],
 
 
 def fat_fraction_pct(water: np.ndarray, fat: np.ndarray) -> np.ndarray:
-    """``100 F / (W + F)`` (float32), 0 where ``W + F`` is below 5 % of the muscle signal."""
+    """``100 F / (W + F)`` (float32), NaN where ``W + F`` is below 5 % of the muscle signal.
+
+    NaN (not 0 or 100) below the noise floor, the rule of :func:`myoscan.dixon.fat_fraction_pct`.
+    """
     total = water + fat
     valid = total > np.float32(FATFRAC_FLOOR * MUSCLE_SIGNAL)
-    return np.where(valid, 100 * fat / np.where(valid, total, 1), 0).astype(np.float32)
+    return np.where(valid, 100 * fat / np.where(valid, total, 1), np.nan).astype(np.float32)
 
 
 def acquire_dixon(water: np.ndarray, fat: np.ndarray, *, noise: float, bias: np.ndarray | None,

@@ -497,8 +497,10 @@ def segment_values(rows: np.ndarray, counts: npt.ArrayLike) -> Segments:
     return Segments(foreground[sorter], np.concatenate([[0], np.cumsum(counts)]), order)
 
 
-def segment_medians(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def segment_medians(values: np.ndarray, bounds: np.ndarray, *, skip_nan: bool = False) -> np.ndarray:
     """Median of every segment of :meth:`Segments.values` (NaN for empty ones), in float64.
+
+    ``skip_nan`` ignores NaN values (a segment of only NaN gives NaN).
 
     Examples
     --------
@@ -507,7 +509,12 @@ def segment_medians(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """
     out = np.full(bounds.size - 1, np.nan)
     for row in np.flatnonzero(np.diff(bounds)):
-        out[row] = np.median(values[bounds[row]:bounds[row + 1]].astype(np.float64))
+        segment = values[bounds[row]:bounds[row + 1]].astype(np.float64)
+        if skip_nan:
+            segment = segment[~np.isnan(segment)]
+            if not segment.size:
+                continue
+        out[row] = np.median(segment)
     return out
 
 

@@ -153,21 +153,28 @@ def fat_fraction_scale(sample: np.ndarray, unit: str, *, name: str = "<array>") 
 def fat_fraction_channels(scale_to_pct: float, below_pct: float) -> dict[str, Channel]:
     """Channels for fat-fraction maps: FF in %, and FF and count of voxels below ``below_pct``.
 
+    Voxels without a fat fraction (NaN: below the noise floor of :mod:`myoscan.dixon`) count
+    in ``n_ff_invalid`` and are left out of every FF metric.
+
     Examples
     --------
     >>> ch = fat_fraction_channels(100.0, 50.0)
-    >>> ch["ff_below"]({"ff": np.array([0.2, 0.7])}).tolist()
-    [20.0, 0.0]
+    >>> ch["ff_below"]({"ff": np.array([0.2, 0.7, np.nan])}).tolist()
+    [20.0, 0.0, 0.0]
     """
     def percent(blocks: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.asarray(blocks["ff"], dtype=np.float64) * scale_to_pct
 
+    def valid(blocks: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.where(np.isnan(blocks["ff"]), 0.0, percent(blocks))
+
     def below(blocks: Mapping[str, np.ndarray]) -> np.ndarray:
         values = percent(blocks)
-        return np.where(values < below_pct, values, 0.0)
+        return np.where(values < below_pct, values, 0.0)  # NaN < x is False
 
     return {
-        "ff": percent,
+        "ff": valid,
+        "n_ff_invalid": lambda b: np.isnan(b["ff"]).astype(np.float64),
         "ff_below": below,
         "n_ff_below": lambda b: (percent(b) < below_pct).astype(np.float64),
     }
@@ -184,6 +191,6 @@ def fat_fraction_columns(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
     {'ff_mean_pct': [45.0], 'ff_mean_below50_pct': [20.0]}
     """
     return {
-        "ff_mean_pct": safe_ratio(sums["ff"], sums["n"]),
+        "ff_mean_pct": safe_ratio(sums["ff"], sums["n"] - sums.get("n_ff_invalid", 0.0)),
         "ff_mean_below50_pct": safe_ratio(sums["ff_below"], sums["n_ff_below"]),
     }

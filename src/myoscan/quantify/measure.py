@@ -252,6 +252,22 @@ def _check_finite(sums: Mapping[str, np.ndarray], row_ids: np.ndarray, files: Ma
             )
 
 
+def _warn_invalid_fat_fraction(sums: Mapping[str, np.ndarray], inputs: _Inputs) -> None:
+    """Say which labels hold voxels without a fat fraction (NaN below the Dixon noise floor)."""
+    if "n_ff_invalid" not in sums:
+        return
+    invalid = sums["n_ff_invalid"][1:].sum(axis=1)
+    rows = np.flatnonzero(invalid) + 1
+    if rows.size:
+        total = sums["n"][1:].sum(axis=1)[rows - 1]
+        detail = ", ".join(f"{int(inputs.rows.row_ids[r])} ({100 * invalid[r - 1] / t:.1f} %)"
+                           for r, t in zip(rows[:10], total[:10], strict=False))
+        warnings.warn(
+            f"{inputs.files['ff']}: voxels without a fat fraction (NaN) inside label(s) {detail}; "
+            "they are left out of the ff_* metrics", stacklevel=3,
+        )
+
+
 # --------------------------------------------------------------------------- measure
 
 
@@ -275,7 +291,7 @@ def _channels(inputs: _Inputs, config: QuantifyConfig, ff_scale: float | None
         modalities.append("dixon")
     if ff_scale is not None:
         channels.update(fat_fraction_channels(ff_scale, config.ff_viable_below_pct))
-        roles.update(ff="ff", ff_below="ff", n_ff_below="ff")
+        roles.update(ff="ff", n_ff_invalid="ff", ff_below="ff", n_ff_below="ff")
         modalities.append("fat_fraction")
     if "ct" in images:
         channels.update(ct_channels(config.ct_muscle_hu, config.ct_adipose_hu))
@@ -320,7 +336,7 @@ def _per_label_stats(inputs: _Inputs, counts: np.ndarray, scale_ff: float | None
         out["median_hu"] = core.segment_medians(segments.values(inputs.images["ct"]), segments.bounds)
     if "ff" in wanted:
         out["ff_median_pct"] = core.segment_medians(segments.values(inputs.images["ff"]),
-                                                    segments.bounds) * scale_ff
+                                                    segments.bounds, skip_nan=True) * scale_ff
     if "image" in wanted:
         values = segments.values(inputs.images["image"])
         if not np.isfinite(values).all():
@@ -427,6 +443,7 @@ def measure(
     channels, roles, modalities = _channels(inputs, config, ff_scale)
     sums = core.accumulate(inputs.rows, inputs.slice_axis, inputs.images, channels, show_progress=progress)
     _check_finite(sums, inputs.rows.row_ids, inputs.files, roles)
+    _warn_invalid_fat_fraction(sums, inputs)
     counts = sums["n"].sum(axis=1)
     present = np.flatnonzero(counts[1:]) + 1
     if present.size == 0:
