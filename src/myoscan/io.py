@@ -358,19 +358,20 @@ def _write_nrrd(volume: Volume, path: Path, extra_header: Mapping[str, Any] | No
 # --------------------------------------------------------------------------- DICOM
 
 
-def _dicom_files(folder: Path) -> list[Any]:
+def _dicom_headers(folder: Path) -> list[tuple[Path, Any]]:
+    """(file, header without pixel data) of every DICOM image in ``folder`` (recursive)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    datasets = []
+    headers = []
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
-            ds = pydicom.dcmread(str(file))
+            ds = pydicom.dcmread(str(file), stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError):
             continue  # not a DICOM file (DICOMDIR, notes, thumbnails ...)
-        if "PixelData" in ds and "ImagePositionPatient" in ds:
-            datasets.append(ds)
-    return datasets
+        if "ImagePositionPatient" in ds and "Rows" in ds:
+            headers.append((file, ds))
+    return headers
 
 
 def _slice_geometry(datasets: list[Any], folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -415,24 +416,30 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
     folder = Path(folder)
     if not folder.is_dir():
         raise _missing(folder)
-    datasets = _dicom_files(folder)
-    if not datasets:
+    import pydicom
+
+    headers = _dicom_headers(folder)
+    if not headers:
         raise InputError(f"{folder}: no DICOM images with ImagePositionPatient found")
-    by_series: dict[str, list[Any]] = {}
-    for ds in datasets:
-        by_series.setdefault(str(getattr(ds, "SeriesInstanceUID", "unknown")), []).append(ds)
+    by_series: dict[str, list[tuple[Path, Any]]] = {}
+    for file, ds in headers:
+        by_series.setdefault(str(getattr(ds, "SeriesInstanceUID", "unknown")), []).append((file, ds))
     if series_uid is not None:
         if series_uid not in by_series:
             raise InputError(f"{folder}: no series {series_uid}; found {sorted(by_series)}")
-        datasets = by_series[series_uid]
+        chosen = by_series[series_uid]
     elif len(by_series) > 1:
         listing = ", ".join(
-            f"{uid} ({len(v)} slices, {getattr(v[0], 'SeriesDescription', '?')})"
+            f"{uid} ({len(v)} slices, {getattr(v[0][1], 'SeriesDescription', '?')})"
             for uid, v in by_series.items()
         )
         raise InputError(
             f"{folder}: holds {len(by_series)} series ({listing}); pass series_uid or split them"
         )
+    else:
+        chosen = next(iter(by_series.values()))
+    # Pixel data is read only for the chosen series.
+    datasets = [pydicom.dcmread(str(file)) for file, _ in chosen]
     row_dir, col_dir, normal = _slice_geometry(datasets, folder)
     positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
     order = np.argsort(positions @ normal, kind="stable")
