@@ -255,3 +255,25 @@ def test_plain_dseg_wins_over_desc_variants(tmp_path):
     tissue = root / "derivatives" / "aaa" / "sub-01" / "anat" / "sub-01_desc-tissue_dseg.nii.gz"
     write_volume(Volume(np.zeros((40, 32, 8), np.uint8), AFFINE), tissue)
     assert discover(root)[0].segmentation.name == "sub-01_dseg.nii.gz"
+
+
+def test_segment_step_runs_adapter_models_and_tracks_their_hash(tmp_path):
+    from test_segment_adapters import _musclemap_model
+
+    root = tmp_path / "bids"
+    rng = np.random.default_rng(2)
+    for subject in ("sub-01", "sub-02"):
+        make_subject(root, subject, rng)
+    folder, _ = _musclemap_model(tmp_path / "mm")
+    config = RunConfig(steps=("segment", "quantify"), model=f"musclemap:{folder}")
+    out = tmp_path / "deriv"
+    assert run_pipeline(root, out, config, show_progress=False).counts["done"] == 2
+    seg = read_volume(out / "sub-01" / "anat" / "sub-01_dseg.nii.gz")
+    water = read_volume(root / "sub-01" / "anat" / "sub-01_water.nii.gz")
+    np.testing.assert_allclose(seg.affine, water.affine)
+    sidecar = (out / "sub-01" / "anat" / "sub-01_dseg.json").read_text()
+    assert '"kind": "musclemap"' in sidecar
+    assert run_pipeline(root, out, config, show_progress=False).counts["skipped"] == 2
+    model_json = folder / "contrast_agnostic_leg_model.json"
+    model_json.write_text(model_json.read_text() + "\n")  # a changed model file invalidates the outputs
+    assert run_pipeline(root, out, config, show_progress=False).counts["done"] == 2

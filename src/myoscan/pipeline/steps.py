@@ -8,6 +8,7 @@ next step uses them. Steps run inside Dask worker processes.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,8 +120,30 @@ def _bundle(model: str):  # loaded once per worker process
     return load_bundle(resolve_bundle(model))
 
 
+def _is_bundle(model: str) -> bool:
+    from myoscan.segment.adapters import parse_model_spec
+
+    return parse_model_spec(model)[0] == "bundle"
+
+
+@functools.lru_cache(maxsize=2)
 def _bundle_sha256(model: str) -> str:
-    return _bundle(model).sha256
+    """Hash of the model: the bundle's own, or over every file of an adapter's model path."""
+    if _is_bundle(model):
+        return _bundle(model).sha256
+    from myoscan.segment.adapters import parse_model_spec
+
+    target = Path(parse_model_spec(model)[1])
+    files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.relative_to(target) if target.is_dir() else file.name}\0".encode())
+        digest.update(provenance.file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+#: Which current image fills a single-channel model's input, in order of preference.
+_POSITIONAL_PREFERENCE = ("ct", "water", "T1w", "T2w", "inphase", "fatfrac", "fat", "outphase")
 
 
 # ------------------------------------------------------------------------------ steps
@@ -174,16 +197,52 @@ def step_stitch(ctx: CaseContext) -> None:
 
 
 def step_segment(ctx: CaseContext) -> None:
-    """Segment with the configured model bundle; writes ``_dseg.nii.gz`` and its JSON side-car."""
+    """Segment with the configured model; writes ``_dseg.nii.gz`` and its JSON side-car.
+
+    Bundles run through :func:`myoscan.segment.segment_volumes` (bundle loaded once per
+    worker); ``nnunet:``, ``musclemap:`` and ``totalseg:`` specs through
+    :func:`myoscan.segment.adapters.run_model`.
+    """
     from myoscan.segment import segment_volumes, write_segmentation
 
-    bundle = _bundle(ctx.config.model)
-    contrasts = list(bundle.settings.contrasts)
-    inputs = dict(zip(contrasts, ctx.require(*contrasts, step="segment"), strict=True))
-    result = segment_volumes(inputs, bundle, device=ctx.config.device, show_progress=False)
+    model = ctx.config.model
+    if _is_bundle(model):
+        bundle = _bundle(model)
+        contrasts = list(bundle.settings.contrasts)
+        inputs = dict(zip(contrasts, ctx.require(*contrasts, step="segment"), strict=True))
+        result = segment_volumes(inputs, bundle, device=ctx.config.device, show_progress=False)
+    else:
+        result = _run_adapter(ctx, model)
     label_path, sidecar = write_segmentation(result, ctx.path("dseg.nii.gz"))
     ctx.segmentation = ctx.wrote(label_path)
     ctx.wrote(sidecar)
+
+
+def _run_adapter(ctx: CaseContext, model: str):
+    """Run an nnU-Net / MuscleMap model or import TotalSegmentator output on this case.
+
+    A multi-channel model gets the case's images by contrast name; a single-channel model
+    (and a TotalSegmentator import, which needs the grid) gets the image of that contrast,
+    else the first present of :data:`_POSITIONAL_PREFERENCE`.
+    """
+    from myoscan.segment.adapters import RunOptions, load_model, model_contrasts, parse_model_spec, run_model
+    from myoscan.segment.config import canonical_contrast
+
+    options = RunOptions(device=ctx.config.device, show_progress=False)
+    kind = parse_model_spec(model)[0]
+    wanted = (
+        []
+        if kind == "totalseg"
+        else [canonical_contrast(c) for c in model_contrasts(kind, load_model(model)[1])]
+    )
+    if len(wanted) > 1:
+        named = {c: read_volume(ctx.images[c]) for c in ctx.images if canonical_contrast(c) in wanted}
+        return run_model(model, None, named, options=options)
+    order = [c for c in ctx.images if canonical_contrast(c) in wanted] + list(_POSITIONAL_PREFERENCE)
+    positional = next((c for c in order if c in ctx.images), None)
+    if positional is None:
+        raise StepError(f"segment: {ctx.case.key} has no image for model {model}")
+    return run_model(model, read_volume(ctx.images[positional]), {}, options=options)
 
 
 def step_quantify(ctx: CaseContext) -> None:
