@@ -243,3 +243,15 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     expected = 0o666 & ~(mask := os.umask(0))
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == expected
+
+
+def test_image_without_spacing_is_refused(tmp_path):
+    image = nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), None)
+    image.header["pixdim"][1:4] = 0
+    image.header["sform_code"] = 0
+    image.header["qform_code"] = 0
+    nib.save(image, tmp_path / "nospacing.nii.gz")
+    with pytest.raises(InputError, match="voxel spacing is unknown"):
+        read_volume(tmp_path / "nospacing.nii.gz")
+    with pytest.raises(InputError, match="zero spacing"):
+        Volume(np.zeros((2, 2, 2)), np.diag([1.0, 0.0, 1.0, 1.0]))

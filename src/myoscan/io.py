@@ -100,6 +100,9 @@ class Volume:
         affine = np.asarray(self.affine, dtype=np.float64)
         if affine.shape != (4, 4):
             raise InputError(f"{self.name}: affine must be 4 x 4, got shape {affine.shape}")
+        if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise InputError(f"{self.name}: the voxel-to-world affine is not finite or has a zero spacing; "
+                             "the image's geometry is unknown")
         if self.array.ndim < 3:
             raise InputError(
                 f"{self.name}: expected a 3D image, got {self.array.ndim}D with shape "
@@ -211,7 +214,28 @@ def _read_nifti(path: Path) -> Volume:
         array = np.asanyarray(image.dataobj)
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
         raise InputError(f"{path.name}: cannot read NIfTI ({exc}); the file may be corrupt") from exc
+    if int(image.header["sform_code"]) == 0 and int(image.header["qform_code"]) == 0:
+        _require_nifti_spacing(path)
     return Volume(_squeeze_trailing(np.asarray(array)), image.affine, path)
+
+
+def _require_nifti_spacing(path: Path) -> None:
+    """Refuse a NIfTI without orientation codes whose stored pixdim is zero.
+
+    nibabel replaces zero pixdim by 1 when it loads a header, so volumes would silently be
+    computed for 1 mm voxels; the raw header is read again without that fix to detect it.
+    """
+    import nibabel as nib
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as handle:
+        raw = nib.Nifti1Header.from_fileobj(handle, check=False)
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=float)
+    if np.any(~np.isfinite(pixdim) | (pixdim <= 0)):
+        raise InputError(
+            f"{path.name}: the voxel spacing is unknown (no qform/sform and pixdim {pixdim.tolist()}); "
+            "write the image with its real spacing"
+        )
 
 
 def _write_nifti(volume: Volume, path: Path) -> None:
