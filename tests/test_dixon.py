@@ -327,3 +327,15 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "both water and fat" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    attempted = 0
+    for name in ("", ".signal", ".grid", ".cues", ".graph", ".swap", ".maps"):
+        result = doctest.testmod(importlib.import_module(f"myoscan.dixon{name}"))
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted >= 15
