@@ -255,3 +255,22 @@ def test_image_without_spacing_is_refused(tmp_path):
         read_volume(tmp_path / "nospacing.nii.gz")
     with pytest.raises(InputError, match="zero spacing"):
         Volume(np.zeros((2, 2, 2)), np.diag([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_published_folders_are_not_private(tmp_path):
+    import os
+    import stat
+
+    from myoscan.outputs import normal_permissions, write_output_set
+
+    mask = os.umask(0)
+    os.umask(mask)
+    write_output_set({tmp_path / "a.txt": lambda p: p.write_text("a")})
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "f").write_text("x")
+    os.chmod(private / "f", 0o600)
+    normal_permissions(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((private / "f").stat().st_mode) == 0o666 & ~mask

@@ -25,6 +25,7 @@ from myoscan.errors import InputError
 
 __all__ = [
     "atomic_path",
+    "normal_permissions",
     "read_table",
     "to_jsonable",
     "write_json",
@@ -50,6 +51,19 @@ def _read_umask() -> int:
 
 #: Read once at import: os.umask() can only be read by setting it, which is not thread-safe.
 _UMASK = _read_umask()
+
+
+def normal_permissions(path: PathLike) -> Path:
+    """Give ``path`` (and, for a folder, everything in it) the permissions plain creation would.
+
+    Temporary files and folders (``mkstemp``/``mkdtemp``) are private (0600/0700); outputs
+    renamed from them must be readable like any other file the user writes.
+    """
+    root = Path(path)
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for item in paths:
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~_UMASK)
+    return root
 
 
 @contextlib.contextmanager
@@ -89,8 +103,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        normal_permissions(tmp)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -187,7 +200,7 @@ def write_output_set(writers: Mapping[Path, Callable[[Path], object]]) -> list[P
                 staging[target.parent] = Path(tempfile.mkdtemp(prefix=".myoscan-staging-", dir=target.parent))
             write(staging[target.parent] / target.name)
         for target in writers:
-            os.replace(staging[target.parent] / target.name, target)
+            os.replace(normal_permissions(staging[target.parent] / target.name), target)
     finally:
         for folder in staging.values():
             with contextlib.suppress(OSError):

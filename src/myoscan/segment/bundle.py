@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from myoscan._typing import PathLike
 from myoscan.errors import ModelError
+from myoscan.outputs import normal_permissions
 from myoscan.segment.config import ModelConfig, channel_counts, parse_config
 from myoscan.segment.networks import build_network
 
@@ -281,6 +282,7 @@ def save_bundle(
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "myoscan_bundle": "1"})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (tmp / CARD_FILE).write_text(model_card.rstrip() + "\n", encoding="utf-8")
+        normal_permissions(tmp)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "bundle")
