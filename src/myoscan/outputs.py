@@ -12,10 +12,11 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,15 @@ import pandas as pd
 from myoscan._typing import PathLike
 from myoscan.errors import InputError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "atomic_path",
     "normal_permissions",
     "read_table",
     "to_jsonable",
+    "write_figure",
     "write_json",
     "write_output_set",
     "write_table",
@@ -115,6 +120,44 @@ def write_text(text: str, path: PathLike) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8) and return the path."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_figure(figure: Figure, path: PathLike, *, dpi: float | None = None) -> Path:
+    """Write a matplotlib figure as a PNG atomically, then close it.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure; closed afterwards (also on failure) if pyplot manages it. Figures made
+        with the object-oriented API need no closing and are left as they are.
+    path : str or os.PathLike
+        Destination PNG; its folder is created. Nothing is left behind on failure.
+    dpi : float, optional
+        Resolution in dots per inch; matplotlib's ``savefig.dpi`` (by default the
+        figure's own) when omitted.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from matplotlib.figure import Figure
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "plots" / "empty.png"
+    >>> write_figure(Figure(figsize=(1, 1)), out, dpi=50).read_bytes()[1:4]
+    b'PNG'
+    """
+    options = {} if dpi is None else {"dpi": dpi}
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", **options)
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")  # only pyplot keeps figures alive
+        if pyplot is not None:
+            pyplot.close(figure)
     return Path(path)
 
 

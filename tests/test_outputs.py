@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+from myoscan.outputs import write_figure
+
+
+def test_write_figure_png_at_dpi_and_nothing_else(tmp_path):
+    fig = Figure(figsize=(2.0, 1.0), dpi=100)
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = write_figure(fig, tmp_path / "plots" / "a.png", dpi=40)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(path.read_bytes()[16:20], "big") == 80  # width: 2 in x 40 dpi
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["a.png"]
+
+
+def test_write_figure_default_dpi_is_the_figures_own(tmp_path):
+    path = write_figure(Figure(figsize=(2.0, 1.0), dpi=30), tmp_path / "a.png")
+    assert int.from_bytes(path.read_bytes()[16:20], "big") == 60
+
+
+def test_write_figure_closes_pyplot_figures_even_on_failure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    write_figure(fig, tmp_path / "a.png")
+    assert not plt.fignum_exists(fig.number)
+
+    broken = plt.figure()
+    broken.text(0.5, 0.5, r"$\frac{$")  # bad mathtext: fails when drawn
+    with pytest.raises(ValueError):
+        write_figure(broken, tmp_path / "b.png")
+    assert not plt.fignum_exists(broken.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
