@@ -639,6 +639,9 @@ def agreement_figure(
 def save_figure(figure: Figure, path: PathLike, *, dpi: int = 120) -> Path:
     """Write a figure (e.g. from :func:`agreement_figure`) as a PNG, atomically.
 
+    :func:`myoscan.outputs.write_figure` with a default resolution of 120 dpi; a figure
+    that pyplot manages is closed afterwards (:func:`agreement_figure` makes none such).
+
     Parameters
     ----------
     figure : matplotlib.figure.Figure
@@ -658,11 +661,9 @@ def save_figure(figure: Figure, path: PathLike, *, dpi: int = 120) -> Path:
     >>> save_figure(agreement_figure(paired, "imf_pct", kind="bland_altman", a="cnn", b="gt"),
     ...             "imf_ba.png")  # doctest: +SKIP
     """
-    from myoscan.outputs import atomic_path
+    from myoscan.outputs import write_figure
 
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
-    return Path(path)
+    return write_figure(figure, path, dpi=dpi)
 
 
 #: White box behind panel annotations so lines do not cross the text.

@@ -17,7 +17,7 @@ import pandas as pd
 from myoscan._typing import PathLike
 from myoscan.cohort.regression import partial_residuals
 from myoscan.cohort.trend import AgeStrata, stratified_values
-from myoscan.outputs import atomic_path
+from myoscan.outputs import write_figure
 
 __all__ = ["plot_age_boxes", "plot_forest", "plot_marginal_means", "plot_partial_residuals"]
 
@@ -34,12 +34,6 @@ def _figure(width_in: float, height_in: float):
     fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)  # the Agg renderer, whatever pyplot's backend is
     return fig
-
-
-def _save(fig, path: PathLike) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
 
 
 def _colour(group: str, index: int) -> str:
@@ -103,7 +97,7 @@ def plot_partial_residuals(
         ax.set_title(f"{label + ': ' if label else ''}{variable} (r = {r:.3f}, n = {len(x)})", fontsize=9)
         ax.set_xlabel(res.columns[0])
         ax.set_ylabel(res.columns[1])
-    return _save(fig, path)
+    return write_figure(fig, path)
 
 
 def plot_marginal_means(means: pd.DataFrame, path: PathLike) -> Path:
@@ -146,7 +140,7 @@ def plot_marginal_means(means: pd.DataFrame, path: PathLike) -> Path:
     ax.set_xticks(np.arange(len(names)), names, rotation=45 if len(names) > 3 else 0, ha="right")
     ax.set_ylabel(f"{outcome}\n(marginal mean \u00b1 SE)")
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return write_figure(fig, path)
 
 
 def plot_forest(results: pd.DataFrame, path: PathLike) -> Path:
@@ -196,7 +190,7 @@ def plot_forest(results: pd.DataFrame, path: PathLike) -> Path:
     contrast = shown["contrast"].iloc[0] if len(shown) else ""
     exposure = results["exposure"].iloc[0] if len(results) else ""
     ax.set_xlabel(f"odds ratio, {exposure} {contrast}\n(95 % profile-likelihood CI; events high/low)")
-    return _save(fig, path)
+    return write_figure(fig, path)
 
 
 def plot_age_boxes(
@@ -281,4 +275,4 @@ def plot_age_boxes(
         ax.set_title(title)
     if len(groups) > 1:
         ax.legend(frameon=False)
-    return _save(fig, path)
+    return write_figure(fig, path)

@@ -31,7 +31,7 @@ from myoscan._typing import PathLike
 from myoscan.errors import InputError
 from myoscan.io import write_volume
 from myoscan.labels import load_catalog
-from myoscan.outputs import write_json, write_table
+from myoscan.outputs import write_figure, write_json, write_table
 from myoscan.phantom.core import DIXON_IMAGES, Phantom, PhantomConfig, make_phantom
 from myoscan.phantom.materials import TISSUES
 from myoscan.progress import progress
@@ -277,8 +277,6 @@ def save_overlay(phantom: Phantom, path: PathLike, *, slice_index: int | None = 
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from myoscan.outputs import atomic_path
-
     name = "water" if phantom.modality == "dixon" else "ct"
     image = np.asarray(phantom.images[name].array)
     labels = np.asarray(phantom.labels.array)
@@ -303,7 +301,4 @@ def save_overlay(phantom: Phantom, path: PathLike, *, slice_index: int | None = 
     axes[0].set_title(f"{phantom.region} {phantom.modality}: {name}, slice {k} (subject's left on the right)")
     axes[1].set_title("label map (catalog colours)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
+    return write_figure(fig, path, dpi=90)
