@@ -145,6 +145,15 @@ def test_multistep_schedule_of_seed_003():
 # --------------------------------------------------------------------------- data
 
 
+def test_labels_of_another_scheme_map_to_output_channels():
+    from myoscan.train.data import channel_lookup
+
+    musclemap = load_catalog().scheme("musclemap")
+    lut = channel_lookup(["soleus_left", "gastrocnemius_right"], "leg", source_scheme="musclemap")
+    assert lut[musclemap.id_of("soleus_left")] == 1 and lut[musclemap.id_of("gastrocnemius_right")] == 2
+    assert lut[musclemap.id_of("soleus_right")] == 0  # not predicted: background
+
+
 def test_dataset_layouts(tmp_path):
     image, labels = tiny_case(0)
     flat = write_pairs(tmp_path / "flat", 2)
@@ -236,7 +245,8 @@ def test_training_lowers_loss_and_writes_a_bundle_that_predicts(tiny_data, tiny_
     from myoscan.segment import load_bundle
     from myoscan.segment.predict import segment_volumes
 
-    result = train(tiny_config, tiny_data, tmp_path / "model", max_iterations=12, show_progress=False)
+    result = train(tiny_config, tiny_data, tmp_path / "model", max_iterations=12, show_progress=False,
+                   card_notes="Synthetic test data only.")
     losses = result.history["train_loss"].to_numpy()
     assert losses[-1] < losses[0]
     assert result.iterations == 12 and len(result.history) == 3
@@ -245,6 +255,7 @@ def test_training_lowers_loss_and_writes_a_bundle_that_predicts(tiny_data, tiny_
         assert (tmp_path / "model" / name).is_file(), name
     bundle = load_bundle(tmp_path / "model")
     assert bundle.config["training"]["iterations"] == 12
+    assert "Synthetic test data only." in bundle.model_card
     image = read_volume(tiny_data / "case0_water.nii.gz")
     seg = segment_volumes([image], bundle, device="cpu", show_progress=False)
     assert seg.labels.spatial_shape == image.spatial_shape

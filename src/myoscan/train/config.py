@@ -191,6 +191,7 @@ class TrainConfig:
     name: str = "custom"
     description: str = ""
     source: str = ""
+    model_card_notes: str = ""
     architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)

@@ -495,7 +495,8 @@ def train(
     command : str, optional
         The command line, recorded in the model card.
     card_notes : str
-        Extra markdown for the model card's "Intended use and limits".
+        Extra markdown for the model card's "Intended use and limits" (after the config's
+        ``model_card_notes``).
 
     Returns
     -------
@@ -518,10 +519,14 @@ def train(
     if not run.state.history:  # resumed a finished run that never validated
         _validation_step(run, float("nan"))
     _save(run)
-    return _finish(run, dataset, out_dir, command, card_notes)
+    if isinstance(validation_data, (str, os.PathLike)):
+        validation_data = [validation_data]
+    held_out = None if validation_data is None else [str(p) for p in validation_data]
+    return _finish(run, dataset, held_out, out_dir, command, card_notes)
 
 
-def _finish(run: _Run, dataset: Dataset, out_dir: Path, command: str | None, card_notes: str) -> TrainResult:
+def _finish(run: _Run, dataset: Dataset, validation_data: list[str] | None, out_dir: Path,
+            command: str | None, card_notes: str) -> TrainResult:
     """Evaluate the kept weights (raw and postprocessed) and publish the bundle."""
     st, cfg = run.state, run.cfg
     if st.best_weights:
@@ -533,7 +538,7 @@ def _finish(run: _Run, dataset: Dataset, out_dir: Path, command: str | None, car
     dice_raw, dice_post = dice_summary(raw), dice_summary(post)
     record = {
         "config": cfg.name, "data": [str(p) for p in dataset.sources or (dataset.root,)],
-        "layout": dataset.layout,
+        "layout": dataset.layout, "validation_data": validation_data,
         "n_train": len(run.train_cases), "n_validation": len(run.val_cases),
         "validation_on_training_cases": run.val_cases == run.train_cases,
         "iterations": st.iteration, "best_iteration": st.best_iteration,
@@ -546,8 +551,9 @@ def _finish(run: _Run, dataset: Dataset, out_dir: Path, command: str | None, car
         "train_config": cfg.to_dict(), **_versions(),
     }
     final = dict(run.bconfig, training=record)
+    notes = "\n\n".join(n.strip() for n in (cfg.model_card_notes, card_notes) if n.strip())
     card = model_card(final, record=record, dice_raw=dice_raw, dice_post=dice_post, command=command,
-                      notes=card_notes)
+                      notes=notes)
     extras = {name: run.work / name for name in (LOG_FILE, CURVE_FILE, VALIDATION_FILE)}
     bundle = _publish_bundle(out_dir, run.network.to("cpu"), final, card, extras)
     log.info("wrote %s: validation mean Dice %.3f (%.3f after postprocessing)", bundle,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from myoscan.outputs import atomic_path
+from myoscan.outputs import write_figure
 
 __all__ = ["dice_summary", "model_card", "plot_learning_curve", "summarize_folds"]
 
@@ -62,15 +62,13 @@ def plot_learning_curve(history: pd.DataFrame, path: Path, title: str) -> Path:
         ax_dice.plot(it, history[column], color="tab:blue", alpha=0.2, linewidth=0.8)
     ax_dice.plot(it, history["val_mean_dice"], color="tab:blue", marker="o", label="validation Dice (mean)")
     ax_loss.set_xlabel("iteration")
-    ax_loss.set_ylabel("training loss (DiceCE)", color="tab:red")
+    ax_loss.set_ylabel("training loss", color="tab:red")
     ax_dice.set_ylabel("validation Dice (thin: per label)", color="tab:blue")
     ax_dice.set_ylim(0.0, 1.0)
     if "elapsed_min" in history and len(history):
         ax_loss.set_title(f"{title} — {history['elapsed_min'].iloc[-1]:.1f} min", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return write_figure(fig, path)
 
 
 def summarize_folds(fold_metrics: pd.DataFrame) -> pd.DataFrame:
@@ -164,8 +162,9 @@ def model_card(
         "## Training",
         "",
         f"- Data: {', '.join(f'`{d}`' for d in record.get('data') or [])} ({record.get('layout')}), "
-        f"{record.get('n_train')} training and "
-        f"{record.get('n_validation')} validation cases",
+        f"{record.get('n_train')} training and {record.get('n_validation')} validation cases"
+        + (f" (validation data: {', '.join(f'`{d}`' for d in record['validation_data'])})"
+           if record.get("validation_data") else ""),
         f"- Iterations: {record.get('iterations')} (best validation at {record.get('best_iteration')}), "
         f"{record.get('elapsed_min', float('nan')):.1f} min on {record.get('device')}"
         + (", stopped early" if record.get("stopped_early") else ""),
