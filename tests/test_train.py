@@ -125,6 +125,7 @@ def test_overrides_yaml_extends_and_clear_errors(tmp_path):
     mine = load_config(user)
     assert (mine.name, mine.training.batch_size, mine.training.lr) == ("mine", 4, 1e-4)
     assert mine.architecture.params["strides"] == [2, 2, 2, 2]  # params merge key by key
+    assert load_config("cervical-3d", ["architecture.name=unet3d"]).architecture.params == {}
     with pytest.raises(InputError, match="did you mean training.lr"):
         load_config("leg-2d-unet", ["training.lrr=1"])
     with pytest.raises(InputError, match="training.batch_size: expected int"):
@@ -263,6 +264,21 @@ def test_training_lowers_loss_and_writes_a_bundle_that_predicts(tiny_data, tiny_
     assert np.isfinite(result.mean_dice) and result.mean_dice > 0
     with pytest.raises(InputError, match="pass --resume"):
         train(tiny_config, tiny_data, tmp_path / "model", max_iterations=2, show_progress=False)
+
+
+def test_3d_patches_uniform_sampling_elastic_and_epochs(tiny_data, tmp_path):
+    cfg = load_config("cervical-3d", [
+        "architecture={name: unet3d, params: {channels: [4, 8], strides: [2], num_res_units: 1}}",
+        "inputs.contrasts=[water]", "labels={scheme: leg, structures: [soleus_left, soleus_right]}",
+        "preprocessing.target_spacing_mm=[null, null, null]", "sampling.roi_size=[16, 16, 4]",
+        "sampling.num_samples=2", "inference.roi_size=[16, 16, 4]", "training.amp=false",
+        "training.max_iterations=null", "training.max_epochs=2", "validation.interval_iterations=null",
+        "validation.interval_epochs=1", "augmentation.elastic_sigma_mm=3.0",
+    ])
+    result = train(cfg, tiny_data, tmp_path / "m3d", show_progress=False)
+    assert result.iterations == 8  # 4 cases, batch 1, validation on the training images (seed 002)
+    assert result.history["epoch"].tolist() == [1.0, 2.0]
+    assert result.train_cases == result.validation_cases
 
 
 def test_resume_continues_from_the_saved_iteration(tiny_data, tiny_config, tmp_path):

@@ -340,11 +340,15 @@ def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
     """Deep merge; mappings merge key by key, other values (lists too) replace.
 
     ``architecture.params`` is a mapping, so a YAML file extending a config may change one
-    network parameter without repeating the others.
+    network parameter without repeating the others -- unless it names another architecture,
+    whose params then start empty.
     """
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if key == "architecture" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping) \
+                and value.get("name", out[key].get("name")) != out[key].get("name"):
+            out[key] = dict(value)  # another network: its params do not inherit the old ones
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
