@@ -281,6 +281,17 @@ def test_3d_patches_uniform_sampling_elastic_and_epochs(tiny_data, tmp_path):
     assert result.train_cases == result.validation_cases
 
 
+def test_early_stopping_keeps_the_best_weights(tiny_data, tiny_config, tmp_path):
+    from myoscan.train.config import override
+
+    cfg = override(tiny_config, **{"validation.patience": 1, "validation.min_delta": 1.0,
+                                   "validation.interval_iterations": 2})
+    result = train(cfg, tiny_data, tmp_path / "m", max_iterations=20, show_progress=False)
+    assert result.stopped_early and result.iterations == 4  # no gain > 1.0 after the first validation
+    assert result.best_iteration == 2
+    assert result.history["best"].tolist() == [True, False]
+
+
 def test_resume_continues_from_the_saved_iteration(tiny_data, tiny_config, tmp_path):
     first = train(tiny_config, tiny_data, tmp_path / "a", max_iterations=4, show_progress=False)
     assert first.iterations == 4 and (work_dir_of(tmp_path / "a") / "checkpoint.pt").is_file()
