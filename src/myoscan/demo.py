@@ -97,7 +97,7 @@ def save_label_overlay(
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from myoscan.outputs import atomic_path
+    from myoscan.outputs import write_figure
     from myoscan.segment.preprocess import reorient
 
     ras_shape = reorient(np.zeros(image.spatial_shape, np.uint8), image.affine, "RAS")[0].shape
@@ -126,11 +126,7 @@ def save_label_overlay(
         axis.set_axis_off()
     figure.text(0.01, 0.02, "R", fontsize=9, color="0.3")
     figure.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
-    return target
+    return write_figure(figure, path, dpi=110)
 
 
 def _accuracy_table(
