@@ -14,7 +14,7 @@ import pytest
 from myoscan.cli import main
 from myoscan.io import Volume, read_volume, write_volume
 from myoscan.pipeline import RunConfig, discover, run_pipeline
-from myoscan.pipeline.bids import parse_bids_name
+from myoscan.bids import parse_bids_name
 from myoscan.quantify import quantify
 
 AFFINE = np.diag([0.8, 0.8, 4.0, 1.0])
@@ -277,3 +277,12 @@ def test_segment_step_runs_adapter_models_and_tracks_their_hash(tmp_path):
     model_json = folder / "contrast_agnostic_leg_model.json"
     model_json.write_text(model_json.read_text() + "\n")  # a changed model file invalidates the outputs
     assert run_pipeline(root, out, config, show_progress=False).counts["done"] == 2
+
+
+def test_musclemap_style_label_names_are_found(tmp_path):
+    root = tmp_path / "bids"
+    make_subject(root, "sub-01", np.random.default_rng(0))
+    plain = root / "derivatives" / "manual" / "sub-01" / "anat" / "sub-01_dseg.nii.gz"
+    musclemap = plain.with_name("sub-01_water_dseg.nii.gz")
+    plain.rename(musclemap)
+    assert discover(root)[0].segmentation == musclemap

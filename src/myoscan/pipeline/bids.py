@@ -10,13 +10,13 @@ partition of one volume) and are fused by the ``stitch`` step. Existing segmenta
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from myoscan._typing import PathLike
+from myoscan.bids import case_key, parse_bids_name
 from myoscan.errors import InputError
 
 __all__ = ["CONTRASTS", "Case", "discover", "parse_bids_name", "read_participants"]
@@ -24,33 +24,6 @@ __all__ = ["CONTRASTS", "Case", "discover", "parse_bids_name", "read_participant
 #: Image suffixes the pipeline understands (BIDS suffix -> meaning).
 CONTRASTS = ("water", "fat", "inphase", "outphase", "fatfrac", "T1w", "T2w", "ct")
 
-_ENTITY = re.compile(r"^(?P<key>[a-zA-Z]+)-(?P<value>[a-zA-Z0-9]+)$")
-_IMAGE_SUFFIXES = (".nii.gz", ".nii")
-
-
-def parse_bids_name(name: str) -> tuple[dict[str, str], str] | None:
-    """Split a BIDS file name into its entities and suffix.
-
-    Returns ``None`` if the name is not a BIDS image name.
-
-    Examples
-    --------
-    >>> parse_bids_name("sub-01_ses-2_chunk-3_water.nii.gz")
-    ({'sub': '01', 'ses': '2', 'chunk': '3'}, 'water')
-    """
-    stem = next((name[: -len(s)] for s in _IMAGE_SUFFIXES if name.endswith(s)), None)
-    if stem is None:
-        return None
-    *pairs, suffix = stem.split("_")
-    entities: dict[str, str] = {}
-    for pair in pairs:
-        match = _ENTITY.match(pair)
-        if match is None:
-            return None
-        entities[match["key"]] = match["value"]
-    if "sub" not in entities:
-        return None
-    return entities, suffix
 
 
 @dataclass(frozen=True)
@@ -86,10 +59,6 @@ class Case:
         return Path(*parts, "anat")
 
 
-def _case_key(entities: dict[str, str]) -> tuple[str, str | None]:
-    return f"sub-{entities['sub']}", (f"ses-{entities['ses']}" if "ses" in entities else None)
-
-
 def _chunk_order(path: Path) -> int:
     parsed = parse_bids_name(path.name)
     return int(parsed[0].get("chunk", "0")) if parsed else 0
@@ -104,10 +73,11 @@ def _find_segmentations(dataset: Path, exclude: Path | None) -> dict[tuple[str, 
     for path in sorted(derivatives.rglob("*_dseg.nii*")):
         if exclude is not None and exclude in path.parents:
             continue
-        parsed = parse_bids_name(path.name)
+        parsed = parse_bids_name(path.name, lenient=True)  # MuscleMap: sub-01_water_dseg.nii.gz
         if parsed is None:
             continue
-        candidates.setdefault(_case_key(parsed[0]), []).append(("desc" in parsed[0], path))
+        plain = parse_bids_name(path.name) is not None and "desc" not in parsed[0]
+        candidates.setdefault(case_key(parsed[0]), []).append((not plain, path))
     return {key: min(options)[1] for key, options in candidates.items()}
 
 
@@ -150,7 +120,7 @@ def discover(
         parsed = parse_bids_name(path.name)
         if parsed is None or parsed[1] not in CONTRASTS:
             continue
-        key = _case_key(parsed[0])
+        key = case_key(parsed[0])
         if wanted is not None and key[0] not in wanted:
             continue
         images.setdefault(key, {}).setdefault(parsed[1], []).append(path)

@@ -39,6 +39,7 @@ import numpy as np
 from monai.transforms import Transform
 
 from myoscan._typing import PathLike
+from myoscan.bids import parse_bids_name
 from myoscan.errors import InputError
 from myoscan.io import Volume, check_same_grid, image_suffix, read_volume, require_3d
 
@@ -115,28 +116,11 @@ def _bids_label(candidates: list[Path], root: Path, key: str) -> Path | None:
     )
 
 
-_ENTITY = re.compile(r"^(?P<key>[a-zA-Z]+)-(?P<value>[a-zA-Z0-9]+)$")
-
-
-def _bids_parts(name: str) -> tuple[dict[str, str], str] | None:
-    """Split a BIDS-like file name into entities and suffix.
-
-    Tokens that are not ``key-value`` are skipped, so MuscleMap's
-    ``sub-01_water_dseg.nii.gz`` gives ``({'sub': '01'}, 'dseg')``.
-    """
-    stem = next((name[: -len(s)] for s in (".nii.gz", ".nii") if name.endswith(s)), None)
-    if stem is None:
-        return None
-    *tokens, suffix = stem.split("_")
-    entities = {m["key"]: m["value"] for t in tokens if (m := _ENTITY.match(t))}
-    return (entities, suffix) if "sub" in entities else None
-
-
 def _find_bids(root: Path, contrasts: Sequence[str]) -> Dataset:
     images: dict[str, dict[str, Path]] = {}
     labels: dict[str, list[Path]] = {}
     for path in sorted(root.glob("sub-*/**/*.nii*")) + sorted(root.glob("derivatives/**/sub-*/**/*.nii*")):
-        parsed = _bids_parts(path.name)
+        parsed = parse_bids_name(path.name, lenient=True)  # MuscleMap: sub-01_water_dseg
         if parsed is None:
             continue
         entities, suffix = parsed
