@@ -274,3 +274,47 @@ def test_published_folders_are_not_private(tmp_path):
     normal_permissions(private)
     assert stat.S_IMODE(private.stat().st_mode) == 0o777 & ~mask
     assert stat.S_IMODE((private / "f").stat().st_mode) == 0o666 & ~mask
+
+
+def _edit_series(folder, edit):
+    import pydicom
+
+    for file in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(file)
+        edit(ds)
+        ds.save_as(file)
+
+
+@pytest.mark.parametrize("tag", ["PixelSpacing", "ImageOrientationPatient"])
+def test_dicom_without_geometry_tags_is_a_one_line_error(tmp_path, tag):
+    folder = write_series(tmp_path / "s", np.zeros((3, 4, 5), np.int16))
+    _edit_series(folder, lambda ds: delattr(ds, tag))
+    with pytest.raises(InputError, match=f"{tag}"):
+        read_volume(folder)
+
+
+def test_single_dicom_slice_without_thickness_is_a_one_line_error(tmp_path):
+    folder = write_series(tmp_path / "s", np.zeros((1, 4, 5), np.int16))
+    _edit_series(folder, lambda ds: delattr(ds, "SliceThickness"))
+    with pytest.raises(InputError, match="slice spacing"):
+        read_volume(folder)
+
+
+def test_dicom_with_truncated_pixel_data_is_a_one_line_error(tmp_path):
+    folder = write_series(tmp_path / "s", np.zeros((3, 4, 5), np.int16))
+    victim = sorted(folder.iterdir())[1]
+    victim.write_bytes(victim.read_bytes()[:-20])
+    with pytest.raises(InputError, match="pixel data"):
+        read_volume(folder)
+
+
+def test_multiframe_dicom_is_refused_clearly(tmp_path):
+    folder = write_series(tmp_path / "s", np.zeros((2, 4, 5), np.int16))
+
+    def two_frames(ds):
+        ds.NumberOfFrames = 2
+        ds.PixelData = np.zeros((2, 4, 5), np.int16).tobytes()
+
+    _edit_series(folder, two_frames)
+    with pytest.raises(InputError, match="frame"):
+        read_volume(folder)

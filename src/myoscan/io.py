@@ -398,9 +398,38 @@ def _dicom_headers(folder: Path) -> list[tuple[Path, Any]]:
     return headers
 
 
+def _numbers(datasets: list[Any], tag: str, count: int, folder: Path) -> np.ndarray:
+    """(n_slices, count) float values of a geometry tag; InputError when missing or malformed."""
+    missing = sum(tag not in ds for ds in datasets)
+    if missing:
+        raise InputError(f"{folder}: {missing} of {len(datasets)} slices have no {tag}, so the image "
+                         "geometry is unknown; export the series again with its geometry tags")
+    try:
+        values = np.array([[float(v) for v in ds[tag].value] for ds in datasets])
+    except (TypeError, ValueError):
+        values = np.empty((0, 0))
+    if values.shape != (len(datasets), count) or not np.all(np.isfinite(values)):
+        raise InputError(f"{folder}: {tag} must hold {count} numbers in every slice; the series is "
+                         "malformed")
+    return values
+
+
+def _pixels(ds: Any, file: Path, folder: Path) -> np.ndarray:
+    """Return the 2D stored pixel values of one slice; InputError for corrupt or unsupported data."""
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom raises ValueError, RuntimeError, NotImplementedError ...
+        raise InputError(f"{folder}: cannot decode the pixel data of {file.name} ({exc}); the file may "
+                         "be truncated or use a compression pydicom cannot decode") from exc
+    if pixels.ndim != 2:
+        raise InputError(f"{folder}: {file.name} holds pixels of shape {pixels.shape}; multi-frame and "
+                         "colour DICOM are not supported - convert the series first (e.g. dcm2niix)")
+    return pixels
+
+
 def _slice_geometry(datasets: list[Any], folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row/column direction cosines and slice normal (LPS) shared by all slices."""
-    orientations = np.array([[float(v) for v in ds.ImageOrientationPatient] for ds in datasets])
+    orientations = _numbers(datasets, "ImageOrientationPatient", 6, folder)
     if np.abs(orientations - orientations[0]).max() > 1e-4:
         raise InputError(
             f"{folder}: slices have different ImageOrientationPatient; "
@@ -463,11 +492,17 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
     else:
         chosen = next(iter(by_series.values()))
     # Pixel data is read only for the chosen series.
-    datasets = [pydicom.dcmread(str(file)) for file, _ in chosen]
+    files = [file for file, _ in chosen]
+    try:
+        datasets = [pydicom.dcmread(str(file)) for file in files]
+    except Exception as exc:  # a file readable header-only but not whole: truncated
+        raise InputError(f"{folder}: cannot read a slice of the series ({exc}); a file may be "
+                         "truncated") from exc
     row_dir, col_dir, normal = _slice_geometry(datasets, folder)
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    positions = _numbers(datasets, "ImagePositionPatient", 3, folder)
     order = np.argsort(positions @ normal, kind="stable")
     datasets = [datasets[i] for i in order]
+    files = [files[i] for i in order]
     positions = positions[order]
     along = positions @ normal
     if len(datasets) > 1:
@@ -484,19 +519,24 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
                 stacklevel=2,
             )
     else:
-        slice_spacing = float(getattr(datasets[0], "SpacingBetweenSlices", 0) or datasets[0].SliceThickness)
-    row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)
-    shapes = {ds.pixel_array.shape for ds in datasets}
+        slice_spacing = float(getattr(datasets[0], "SpacingBetweenSlices", 0) or 0)
+        slice_spacing = slice_spacing or float(getattr(datasets[0], "SliceThickness", 0) or 0)
+        if not slice_spacing > 0:
+            raise InputError(f"{folder}: a single slice without SpacingBetweenSlices or SliceThickness; "
+                             "its slice spacing is unknown")
+    row_spacing, col_spacing = _numbers(datasets, "PixelSpacing", 2, folder)[0]
+    pixels = [_pixels(ds, file, folder) for ds, file in zip(datasets, files, strict=True)]
+    shapes = {p.shape for p in pixels}
     if len(shapes) != 1:
         raise InputError(f"{folder}: slices have different sizes {sorted(shapes)}")
-    n_rows = int(datasets[0].Rows)
-    array = np.empty((int(datasets[0].Columns), n_rows, len(datasets)), dtype=np.float32)
-    for k, ds in enumerate(datasets):
+    n_rows, n_columns = pixels[0].shape
+    array = np.empty((n_columns, n_rows, len(datasets)), dtype=np.float32)
+    for k, (ds, stored) in enumerate(zip(datasets, pixels, strict=True)):
         slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
         intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
         # Rows are stored bottom-up (j = n_rows - 1 - row), as dcm2niix does, so a
         # NIfTI converted by dcm2niix and this volume share one voxel grid.
-        array[:, :, k] = ds.pixel_array[::-1, :].T.astype(np.float32) * slope + intercept
+        array[:, :, k] = stored[::-1, :].T.astype(np.float32) * slope + intercept
     lps = np.eye(4)
     lps[:3, 0] = row_dir * col_spacing  # i runs along a row (increasing column index)
     lps[:3, 1] = -col_dir * row_spacing  # j runs up a column (decreasing row index)
