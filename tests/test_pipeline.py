@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from myoscan.bids import parse_bids_name
 from myoscan.cli import main
 from myoscan.io import Volume, read_volume, write_volume
 from myoscan.pipeline import RunConfig, discover, run_pipeline
-from myoscan.bids import parse_bids_name
 from myoscan.quantify import quantify
 
 AFFINE = np.diag([0.8, 0.8, 4.0, 1.0])
@@ -286,3 +286,114 @@ def test_musclemap_style_label_names_are_found(tmp_path):
     musclemap = plain.with_name("sub-01_water_dseg.nii.gz")
     plain.rename(musclemap)
     assert discover(root)[0].segmentation == musclemap
+
+
+def _height_m(out: Path, subject: str) -> float:
+    table = pd.read_csv(out / subject / "anat" / f"{subject}_indices.tsv", sep="\t")
+    return float(table["height_m"].iloc[0])
+
+
+def test_changed_input_image_or_participant_height_invalidates_only_that_subject(dataset, tmp_path):
+    """Heights from participants.tsv enter the indices, so they are inputs like the images."""
+    from distributed import LocalCluster
+
+    out = tmp_path / "deriv"
+    # One in-process cluster reused by every run, as with --scheduler: worker caches persist.
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        config = RunConfig(scheme="leg", scheduler=cluster.scheduler_address)
+        with pytest.warns(UserWarning, match="personal identifiers"):
+            run_pipeline(dataset, out, config, show_progress=False)
+        assert _height_m(out, "sub-02") == pytest.approx(1.80)
+        participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
+        participants.loc[participants["participant_id"] == "sub-02", "height_cm"] = 150
+        participants.to_csv(dataset / "participants.tsv", sep="\t", index=False)
+        water = read_volume(dataset / "sub-05" / "anat" / "sub-05_water.nii.gz")
+        write_volume(water.with_array(water.array * 1.5), dataset / "sub-05" / "anat" / "sub-05_water.nii.gz")
+        with pytest.warns(UserWarning, match="personal identifiers"):
+            summary = run_pipeline(dataset, out, config, show_progress=False)
+    done = sorted(r.subject for r in summary.results if r.status == "done")
+    assert done == ["sub-02", "sub-05"]
+    assert summary.counts["skipped"] == 4
+    assert _height_m(out, "sub-02") == pytest.approx(1.50)
+    cohort = pd.read_csv(out / "cohort_indices.csv").set_index("subject")
+    assert cohort.loc["sub-02", "height_m"] == pytest.approx(1.50)
+
+
+def test_subject_failing_on_rerun_leaves_no_stale_derivatives_in_the_cohort(dataset, tmp_path):
+    out = tmp_path / "deriv"
+    config = RunConfig(scheme="leg")
+    with pytest.warns(UserWarning, match="personal identifiers"):
+        assert run_pipeline(dataset, out, config, show_progress=False).counts["done"] == 6
+    folder = out / "sub-04" / "anat"
+    assert (folder / "sub-04_metrics.tsv").is_file()
+    bad = dataset / "sub-04" / "anat" / "sub-04_water.nii.gz"
+    bad.write_bytes(bad.read_bytes()[:100])  # the input changed (and is now unreadable)
+    with pytest.warns(UserWarning, match="personal identifiers"):
+        summary = run_pipeline(dataset, out, config, show_progress=False)
+    assert summary.counts == {"done": 0, "skipped": 5, "failed": 1}
+    # The old results were computed from the old image: they must not stay in the cohort.
+    assert "sub-04" not in set(pd.read_csv(out / "cohort_metrics.csv")["subject"])
+    assert "sub-04" not in set(pd.read_csv(out / "cohort_indices.csv")["subject"])
+    assert not (folder / "sub-04_provenance.json").exists()
+    assert not (folder / "sub-04_metrics.tsv").exists()
+
+
+def test_cohort_tables_hold_only_subjects_with_a_provenance_record(dataset, tmp_path):
+    from myoscan.pipeline import collect_cohort
+
+    out = tmp_path / "deriv"
+    run_pipeline(dataset, out, RunConfig(scheme="leg", steps=("quantify",)), subjects=["sub-01", "sub-02"],
+                 show_progress=False)
+    (out / "sub-02" / "anat" / "sub-02_provenance.json").unlink()  # as if killed before the record
+    collect_cohort(out, None)
+    assert set(pd.read_csv(out / "cohort_metrics.csv")["subject"]) == {"sub-01"}
+    (out / "sub-01" / "anat" / "sub-01_provenance.json").unlink()
+    collect_cohort(out, None)
+    assert not (out / "cohort_metrics.csv").exists()  # no finished subject: no stale cohort table
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--scheme", "nosuch"], "unknown label scheme 'nosuch'"),
+        (["--steps", "segment,quantify", "--model", "/nonexistent/model"], "/nonexistent/model"),
+        (["--steps", "segment", "--model", "musclemap:/nonexistent/mm"], "/nonexistent/mm"),
+        (["--memory-limit", "lots"], "memory limit"),
+        (["--subjects", "sub-99"], "subjects not found: sub-99"),
+        (["--scheduler", "nonsense"], "Dask scheduler"),
+    ],
+    ids=["scheme", "bundle", "adapter", "memory", "subject", "scheduler"],
+)
+def test_bad_run_arguments_exit_2_with_one_line(dataset, tmp_path, capsys, flags, message):
+    out = tmp_path / "x"
+    assert main(["run", str(dataset), "-o", str(out), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list(out.rglob("*_metrics.tsv"))
+
+
+def test_output_that_is_a_file_exits_2(dataset, tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["run", str(dataset), "-o", str(target), "--quiet"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_exits_2(dataset, tmp_path, capsys):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["run", str(dataset), "-o", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9",
+                     "-q"])
+    assert code == 2
+    assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
+
+
+def test_process_case_never_raises_even_when_the_model_is_gone(dataset, tmp_path):
+    from myoscan.pipeline.runner import process_case
+
+    case = discover(dataset)[0]
+    config = RunConfig(steps=("segment", "quantify"), model=str(tmp_path / "vanished"))
+    result = process_case(case, config, str(dataset), str(tmp_path / "out"))
+    assert result.status == "failed"
+    assert "vanished" in result.message

@@ -124,13 +124,13 @@ def discover(
         if wanted is not None and key[0] not in wanted:
             continue
         images.setdefault(key, {}).setdefault(parsed[1], []).append(path)
+    if wanted is not None and (missing := wanted - {k[0] for k in images}):
+        raise InputError(f"{root}: subjects not found: {', '.join(sorted(missing))}")
     if not images:
         raise InputError(
             f"{root}: no BIDS images found (expected sub-*/[ses-*/]anat/*_<contrast>.nii.gz with "
             f"contrast in {', '.join(CONTRASTS)})"
         )
-    if wanted is not None and (missing := wanted - {k[0] for k in images}):
-        raise InputError(f"{root}: subjects not found: {', '.join(sorted(missing))}")
     segmentations = _find_segmentations(root, Path(exclude).resolve() if exclude else None)
     cases = []
     for (subject, session), contrasts in sorted(images.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):

@@ -72,6 +72,11 @@ class RunConfig:
             raise InputError(
                 f"workers and threads must be >= 1, got {self.workers} and {self.threads_per_worker}"
             )
+        if self.scheme is not None:
+            from myoscan.labels import load_catalog
+
+            load_catalog().scheme(self.scheme)  # an unknown scheme is a bad argument, not 1 failure per case
+        _check_memory_limit(self.memory_limit)
 
     def parameters(self) -> dict[str, Any]:
         """Return the settings that change the outputs (entered into the provenance fingerprint)."""
@@ -81,6 +86,20 @@ class RunConfig:
             "scheme": self.scheme,
             "erode_iterations": self.erode_iterations,
         }
+
+
+def _check_memory_limit(value: str | float | None) -> None:
+    """Raise InputError unless Dask understands ``value`` as a per-worker memory limit."""
+    from distributed.worker_memory import parse_memory_limit
+
+    try:
+        limit = parse_memory_limit(value, 1, logger=log)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"memory limit {value!r} not understood ({exc}); give e.g. 4GiB, 8GB or auto"
+        ) from None
+    if limit is not None and limit < 0:
+        raise InputError(f"memory limit {value!r} is negative; give e.g. 4GiB, 8GB or auto")
 
 
 @dataclass(frozen=True)
@@ -133,8 +152,14 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> CaseResult:
+def process_case(
+    case: Case, config: RunConfig, dataset: str, out_root: str, model_sha256: str | None = None
+) -> CaseResult:
     """Run the configured steps on one case; never raises.
+
+    A case whose provenance record does not match the current inputs and parameters is
+    first invalidated -- its record and the outputs the record lists are deleted -- so
+    that a case failing now leaves no results of older inputs behind.
 
     Parameters
     ----------
@@ -144,6 +169,9 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
         Steps and parameters.
     dataset, out_root : str
         BIDS root and derivatives root (strings: they travel to Dask workers).
+    model_sha256 : str, optional
+        Hash of ``config.model`` computed by the caller for this run (computed here if
+        omitted).
 
     Returns
     -------
@@ -151,18 +179,21 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
     """
     started = provenance.now()
     clock = time.perf_counter()
-    context = CaseContext(
-        case=case, dataset=Path(dataset), out_dir=Path(out_root) / case.relative_dir, config=config
-    )
     step = "hash inputs"
     try:
+        context = CaseContext(
+            case=case, dataset=Path(dataset), out_dir=Path(out_root) / case.relative_dir, config=config,
+            model_sha256=model_sha256,
+        )  # fmt: skip
         _set_threads(config.threads_per_worker)
         _remove_stale_temporaries(context.out_dir)
         inputs = context.input_hashes()
         expected = provenance.fingerprint(inputs, context.fingerprint_parameters())
         record_path = context.out_dir / f"{case.key}_provenance.json"
-        if provenance.matches(provenance.read_record(record_path), expected, context.out_dir):
+        record = provenance.read_record(record_path)
+        if provenance.matches(record, expected, context.out_dir):
             return CaseResult(case.subject, case.session, "skipped", seconds=time.perf_counter() - clock)
+        _invalidate(record, record_path)
         for step in config.steps:
             STEPS[step](context)
         step = "provenance"
@@ -190,6 +221,18 @@ def process_case(case: Case, config: RunConfig, dataset: str, out_root: str) -> 
     return CaseResult(case.subject, case.session, "done", seconds=time.perf_counter() - clock)
 
 
+def _invalidate(record: dict[str, Any] | None, record_path: Path) -> None:
+    """Delete a provenance record that no longer matches, then the outputs it lists.
+
+    The record goes first: a run killed in between leaves outputs without a record,
+    which count as unfinished (re-run, and left out of the cohort tables).
+    """
+    record_path.unlink(missing_ok=True)
+    outputs = record.get("outputs", []) if isinstance(record, dict) else []
+    for name in outputs if isinstance(outputs, list) else []:
+        (record_path.parent / Path(str(name)).name).unlink(missing_ok=True)
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files left by a run that was killed while writing this case.
 
@@ -206,7 +249,14 @@ def dask_client(config: RunConfig) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if config.scheduler:
-        with Client(config.scheduler) as client:
+        try:
+            client = Client(config.scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(
+                f"cannot connect to the Dask scheduler at {config.scheduler} ({exc}); check the address "
+                "(tcp://host:port) and that the scheduler is running"
+            ) from None
+        with client:
             yield client
         return
     with (
@@ -284,15 +334,21 @@ def run_pipeline(
     """
     from distributed import as_completed
 
+    from myoscan.pipeline.steps import model_sha256
+
     root, out = Path(dataset).resolve(), Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder; give a derivatives folder with -o")
     cases = discover(root, subjects=subjects, exclude=out)
+    model_hash = model_sha256(config.model) if config.model else None  # a missing model fails here, once
     out.mkdir(parents=True, exist_ok=True)
     _dataset_description(out, root)
     results: list[CaseResult] = []
     clock = time.perf_counter()
     with dask_client(config) as client:
         futures = {
-            client.submit(process_case, case, config, str(root), str(out), pure=False): case for case in cases
+            client.submit(process_case, case, config, str(root), str(out), model_hash, pure=False): case
+            for case in cases
         }
         for future in progress(
             as_completed(futures), total=len(futures), desc="subjects", unit="subj", enabled=show_progress
@@ -317,10 +373,15 @@ def run_pipeline(
 
 
 def _subject_tables(out_dir: Path, suffix: str) -> pd.DataFrame | None:
+    """Stack the per-case ``_<suffix>.tsv`` files of finished cases (listed in their provenance record)."""
     tables = []
     for path in sorted(out_dir.glob(f"sub-*/**/anat/*_{suffix}.tsv")):
-        table = pd.read_csv(path, sep="\t")
         key = path.name[: -len(f"_{suffix}.tsv")]
+        record = provenance.read_record(path.parent / f"{key}_provenance.json")
+        if not record or path.name not in record.get("outputs", []):
+            log.info("%s: left out of the cohort tables (its case did not finish)", path.name)
+            continue
+        table = pd.read_csv(path, sep="\t")
         subject, _, session = key.partition("_")
         table.insert(0, "session", session or pd.NA)
         table.insert(0, "subject", subject)
@@ -352,7 +413,8 @@ def collect_cohort(out_dir: PathLike, participants: pd.DataFrame | None) -> dict
     """Gather every subject's metrics into cohort tables (CSV and Parquet).
 
     The tables are rebuilt from the per-subject files on disk, so a resumed run yields
-    exactly one row per subject and label. Participant columns are joined on the subject id,
+    exactly one row per subject and label; only files listed in their case's provenance
+    record (finished cases) are used. Participant columns are joined on the subject id,
     except columns that look like personal identifiers (names, dates of birth, record numbers).
     """
     out = Path(out_dir)
@@ -362,7 +424,9 @@ def collect_cohort(out_dir: PathLike, participants: pd.DataFrame | None) -> dict
         extra = _without_identifiers(participants).rename(columns={"participant_id": "subject"})
     for suffix in ("metrics", "indices"):
         table = _subject_tables(out, suffix)
-        if table is None:
+        if table is None:  # no finished case: a cohort table of an earlier run would be stale
+            for ext in ("csv", "parquet"):
+                (out / f"cohort_{suffix}.{ext}").unlink(missing_ok=True)
             continue
         if extra is not None:
             table = table.merge(extra, on="subject", how="left", suffixes=("", "_participant"))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from myoscan.errors import MyoscanError
+from myoscan.errors import ModelError, MyoscanError
 from myoscan.io import Volume, read_volume, write_volume
 from myoscan.outputs import write_json, write_table
 from myoscan.pipeline import provenance
@@ -26,7 +26,7 @@ from myoscan.pipeline.bids import Case, read_participants
 if TYPE_CHECKING:
     from myoscan.pipeline.runner import RunConfig
 
-__all__ = ["STEPS", "CaseContext", "StepError"]
+__all__ = ["STEPS", "CaseContext", "StepError", "model_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +56,33 @@ class CaseContext:
             else:
                 self.stations[contrast] = paths
         self.segmentation = self.case.segmentation
-        if self.config.model:
-            self.model_sha256 = _bundle_sha256(self.config.model)
+        if self.config.model and self.model_sha256 is None:
+            self.model_sha256 = model_sha256(self.config.model)
 
     def input_hashes(self) -> dict[str, str]:
-        """SHA-256 of every input file, keyed by its path relative to the dataset."""
+        """SHA-256 of every input file, keyed by its path relative to the dataset.
+
+        Besides the images: an existing segmentation the run uses, and its JSON side-car
+        when the label scheme is read from it (no ``--scheme``).
+        """
         files = [p for paths in self.case.images.values() for p in paths]
         if self.case.segmentation is not None and "segment" not in self.config.steps:
             files.append(self.case.segmentation)
+            sidecar = _sidecar_of(self.case.segmentation)
+            if self.config.scheme is None and sidecar.is_file():
+                files.append(sidecar)
         return {_relative(p, self.dataset): provenance.file_sha256(p) for p in files}
 
     def fingerprint_parameters(self) -> dict[str, Any]:
-        """Parameters entering the provenance fingerprint (config + model hash)."""
-        return {**self.config.parameters(), "model_sha256": self.model_sha256}
+        """Parameters entering the provenance fingerprint.
+
+        The config, the model hash, and the subject's height from participants.tsv when
+        the quantify step uses it (for the regional indices).
+        """
+        parameters = {**self.config.parameters(), "model_sha256": self.model_sha256}
+        if "quantify" in self.config.steps:
+            parameters["height_m"] = self.height_m()
+        return parameters
 
     def path(self, suffix: str) -> Path:
         """Output path ``<out_dir>/<sub>[_<ses>]_<suffix>``."""
@@ -89,7 +103,7 @@ class CaseContext:
 
     def height_m(self) -> float | None:
         """Body height of the subject from participants.tsv (``height_m``, ``height_cm`` or ``height``)."""
-        table = _participants(str(self.dataset))
+        table = _participants_table(self.dataset)
         if table is None:
             return None
         row = table.loc[table["participant_id"] == self.case.subject]
@@ -108,13 +122,22 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
+def _participants_table(dataset: Path):
+    """participants.tsv of the dataset, re-read whenever the file changes."""
+    try:
+        stat = (dataset / "participants.tsv").stat()
+    except OSError:
+        return None
+    return _participants(str(dataset), stat.st_mtime_ns, stat.st_size)
+
+
 @functools.lru_cache(maxsize=4)
-def _participants(dataset: str):  # cached per worker process
+def _participants(dataset: str, mtime_ns: int, size: int):  # cached per worker process and file version
     return read_participants(dataset)
 
 
 @functools.lru_cache(maxsize=2)
-def _bundle(model: str):  # loaded once per worker process
+def _bundle(model: str, sha256: str | None = None):  # loaded once per worker process and model version
     from myoscan.segment import load_bundle, resolve_bundle
 
     return load_bundle(resolve_bundle(model))
@@ -126,14 +149,26 @@ def _is_bundle(model: str) -> bool:
     return parse_model_spec(model)[0] == "bundle"
 
 
-@functools.lru_cache(maxsize=2)
-def _bundle_sha256(model: str) -> str:
-    """Hash of the model: the bundle's own, or over every file of an adapter's model path."""
-    if _is_bundle(model):
-        return _bundle(model).sha256
+def model_sha256(model: str) -> str:
+    """Hash of the model: the bundle's own, or over every file of an adapter's model path.
+
+    Computed afresh on every call (a model may be replaced in place between runs; Dask
+    workers of an existing cluster outlive a run).
+
+    Raises
+    ------
+    ModelError
+        If the bundle or the adapter's model file or folder does not exist.
+    """
     from myoscan.segment.adapters import parse_model_spec
 
+    if _is_bundle(model):
+        from myoscan.segment.bundle import bundle_sha256, resolve_bundle
+
+        return bundle_sha256(resolve_bundle(model))
     target = Path(parse_model_spec(model)[1])
+    if not target.exists():
+        raise ModelError(f"{model}: no such model file or folder {target}; check the --model path")
     files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
     digest = hashlib.sha256()
     for file in files:
@@ -207,7 +242,7 @@ def step_segment(ctx: CaseContext) -> None:
 
     model = ctx.config.model
     if _is_bundle(model):
-        bundle = _bundle(model)
+        bundle = _bundle(model, ctx.model_sha256)
         contrasts = list(bundle.settings.contrasts)
         inputs = dict(zip(contrasts, ctx.require(*contrasts, step="segment"), strict=True))
         result = segment_volumes(inputs, bundle, device=ctx.config.device, show_progress=False)
@@ -272,11 +307,16 @@ def step_quantify(ctx: CaseContext) -> None:
     ctx.wrote(write_table(indices, ctx.path("indices.tsv")))
 
 
+def _sidecar_of(segmentation: Path) -> Path:
+    """Return the JSON side-car of a label map: ``x_dseg.nii.gz`` -> ``x_dseg.json``."""
+    return segmentation.with_name(segmentation.name.split(".nii")[0] + ".json")
+
+
 def _scheme_of(segmentation: Path) -> str | None:
     """Label scheme named in a segmentation's JSON side-car, if any."""
     import json
 
-    sidecar = segmentation.with_name(segmentation.name.split(".nii")[0] + ".json")
+    sidecar = _sidecar_of(segmentation)
     try:
         content = json.loads(sidecar.read_text())
     except (OSError, ValueError):
