@@ -33,3 +33,28 @@ def test_write_figure_closes_pyplot_figures_even_on_failure(tmp_path):
         write_figure(broken, tmp_path / "b.png")
     assert not plt.fignum_exists(broken.number)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "is_a_folder"])
+def test_unwritable_destination_is_a_one_line_input_error(tmp_path, where):
+    from myoscan.errors import InputError
+    from myoscan.outputs import write_output_set, write_text
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "afolder").mkdir()
+    target = tmp_path / ("afile/out.txt" if where == "under_a_file" else "afolder")
+    with pytest.raises(InputError, match="cannot write"):
+        write_text("data", target)
+    with pytest.raises(InputError, match="cannot write"):
+        write_output_set({target: lambda path: path.write_text("data")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "afolder"]
+    assert list((tmp_path / "afolder").iterdir()) == []
+
+
+def test_cli_unwritable_output_exits_2(tmp_path, capsys):
+    from myoscan.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["labels", "--scheme", "leg", "-o", str(tmp_path / "afile" / "leg.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err

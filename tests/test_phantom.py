@@ -489,3 +489,13 @@ def test_docstring_examples(module):
 def test_quantify_default_erosion_is_the_phantom_default():
     assert QuantifyConfig().erosion_iterations == 1  # cube erosion, seed 000
     assert PhantomConfig().erosion == "cube"
+
+
+@pytest.mark.parametrize("dataset", [False, True], ids=["single", "dataset"])
+def test_cli_output_under_a_file_exits_2(tmp_path, capsys, dataset):
+    (tmp_path / "afile").write_text("x")
+    argv = ["phantom", "--region", "leg", "--shape", "64,40,8", "--spacing", "5,5,20", "-q",
+            "-o", str(tmp_path / "afile" / "out"), *(["--n", "1"] if dataset else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and len(err.strip().splitlines()) == 1

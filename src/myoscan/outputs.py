@@ -71,6 +71,24 @@ def normal_permissions(path: PathLike) -> Path:
     return root
 
 
+def _writable_folder(folder: Path) -> Path:
+    """Create ``folder`` (and its parents) if missing; InputError when that is impossible."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir()
+                  else exc.strerror or str(exc))
+        raise InputError(f"cannot write to {folder} ({reason}); choose another output location") from exc
+    return folder
+
+
+def _check_file_target(path: Path) -> None:
+    """Refuse a destination that is an existing folder (it cannot be replaced by a file)."""
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder; give a file name")
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
@@ -89,6 +107,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     pathlib.Path
         Where to write.
 
+    Raises
+    ------
+    InputError
+        If the destination is a folder, or its folder cannot be created or written to.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -99,17 +122,24 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     'done'
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _check_file_target(final)
+    _writable_folder(final.parent)
     suffix = _double_suffix(final)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name[: len(final.name) - len(suffix)]}.", suffix=f".tmp{suffix}", dir=final.parent
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name[: len(final.name) - len(suffix)]}.",
+                                        suffix=f".tmp{suffix}", dir=final.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {final} ({exc.strerror or exc}); choose another output "
+                         "location") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         normal_permissions(tmp)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise InputError(f"cannot write {final} ({exc.strerror or exc})") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -235,15 +265,25 @@ def write_output_set(writers: Mapping[Path, Callable[[Path], object]]) -> list[P
     list of Path
         The destinations.
     """
+    for target in writers:
+        _check_file_target(target)
     staging: dict[Path, Path] = {}
     try:
         for target, write in writers.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
             if target.parent not in staging:
-                staging[target.parent] = Path(tempfile.mkdtemp(prefix=".myoscan-staging-", dir=target.parent))
+                _writable_folder(target.parent)
+                try:
+                    staging[target.parent] = Path(tempfile.mkdtemp(prefix=".myoscan-staging-",
+                                                                   dir=target.parent))
+                except OSError as exc:
+                    raise InputError(f"cannot write to {target.parent} ({exc.strerror or exc}); choose "
+                                     "another output location") from exc
             write(staging[target.parent] / target.name)
         for target in writers:
-            os.replace(normal_permissions(staging[target.parent] / target.name), target)
+            try:
+                os.replace(normal_permissions(staging[target.parent] / target.name), target)
+            except OSError as exc:
+                raise InputError(f"cannot write {target} ({exc.strerror or exc})") from exc
     finally:
         for folder in staging.values():
             with contextlib.suppress(OSError):

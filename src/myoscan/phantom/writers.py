@@ -106,7 +106,6 @@ def write_phantom(phantom: Phantom, out_dir: PathLike, *, overwrite: bool = Fals
     out = Path(out_dir)
     check_output_folder(out, overwrite)
     chosen = _selected(phantom, images)
-    out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, volume in chosen.items():
         written[name] = write_volume(volume, out / f"{name}.nii.gz")
