@@ -172,3 +172,33 @@ def test_levels_from_catalog_with_separate_landmarks(tmp_path):
     assert run_cli("--seg", seg, "--scheme", "cervical", "--levels-from-catalog", "--landmarks", lm,
                    "-o", out, "-q") == 0
     assert pd.read_csv(out).loc[0, "n_voxels"] == 9 * 4  # C6 bottom (slice 0) to C4 top (slice 8)
+
+
+@pytest.mark.parametrize("bad", ["--per-slice", "--indices", "--json"])
+def test_a_bad_second_output_leaves_no_output_at_all(dixon_files, tmp_path, capsys, bad):
+    out = tmp_path / "out.csv"
+    target = tmp_path / ("afile/x.json" if bad == "--json" else "x.xlsx")
+    (tmp_path / "afile").write_text("not a folder")
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--scheme", "leg", "-o", out, bad, target, "-q") == 2
+    one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["afile", *dixon_files])
+
+
+def test_mask_folder_with_a_scheme_is_refused_not_misnamed(tmp_path, capsys):
+    folder = tmp_path / "masks"
+    lab = np.zeros((4, 4, 4), np.uint8)
+    lab[:2] = 1
+    write_volume(Volume(lab, np.eye(4)), folder / "adrenal_gland_left.nii.gz")  # id 1 in the folder
+    out = tmp_path / "out.csv"
+    assert run_cli("--seg", folder, "--scheme", "total", "-o", out) == 2  # total id 1 is the spleen
+    assert "--scheme" in one_line_error(capsys)
+    assert not out.exists()
+    assert run_cli("--seg", folder, "-o", out, "-q") == 0
+    assert pd.read_csv(out)["name"].tolist() == ["adrenal_gland_left"]
+
+
+def test_two_outputs_with_one_name_are_refused(dixon_files, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "-o", out, "--per-slice", out, "-q") == 2
+    assert "different names" in one_line_error(capsys)
+    assert not out.exists()

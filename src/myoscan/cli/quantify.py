@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from myoscan.cli._common import add_common_flags, existing_path, non_negative_int, positive_float
@@ -112,12 +113,15 @@ def _records(table) -> list[dict]:
 def run(args) -> int:
     """Read the inputs, quantify, write the tables; return 0."""
     from myoscan.io import read_volume
-    from myoscan.outputs import write_json, write_table
+    from myoscan.outputs import write_json, write_output_set, write_table
     from myoscan.quantify import measure, regional_indices
     from myoscan.quantify.files import load_segmentation, resolve_slab, scheme_level_ranges
 
     config = _config(args)
     labels, names = load_segmentation(args.seg)
+    if args.scheme and names and Path(args.seg).is_dir():
+        raise InputError(f"{args.seg}: a mask folder numbers its masks 1..N by file name, so --scheme "
+                         f"{args.scheme} would misname them; drop --scheme (the file names name the labels)")
     images = {role: read_volume(getattr(args, role)) if getattr(args, role) else None
               for role in ("water", "fat", "fat_fraction", "ct", "image")}
     needs_landmarks = args.slab_between or args.slab_preset or args.slab_levels or args.levels_from_catalog
@@ -134,16 +138,23 @@ def run(args) -> int:
                      config=config, progress=not args.quiet)
     table = result.label_table()
     indices = regional_indices(table, height_m=args.height_m, config=config)
-    per_slice = result.slice_table() if args.per_slice else None
-    write_table(table, args.output)
-    log.info("wrote %s (%d labels)", args.output, len(table))
-    if per_slice is not None:
-        write_table(per_slice, args.per_slice)
+    named = [p for p in (args.output, args.per_slice, args.indices, args.json) if p]
+    if len({path.resolve() for path in named}) < len(named):
+        raise InputError("two outputs share one file name; give -o, --per-slice, --indices and --json "
+                         "different names")
+    # Every output is staged and they appear together: a bad --per-slice name leaves no OUT.csv.
+    writers: dict[Path, Callable[[Path], object]] = {args.output: lambda path: write_table(table, path)}
+    if args.per_slice:
+        per_slice = result.slice_table()
+        writers[args.per_slice] = lambda path: write_table(per_slice, path)
     if args.indices:
-        write_table(indices, args.indices)
+        writers[args.indices] = lambda path: write_table(indices, path)
     if args.json:
         inputs = {"seg": args.seg, **{k: getattr(args, k) for k in images if getattr(args, k)}}
-        write_json({"inputs": inputs, "scheme": args.scheme, "config": config.to_dict(),
-                    "slab": None if slab is None else {"start": slab.start, "stop": slab.stop},
-                    "labels": _records(table), "regional_indices": _records(indices)[0]}, args.json)
+        record = {"inputs": inputs, "scheme": args.scheme, "config": config.to_dict(),
+                  "slab": None if slab is None else {"start": slab.start, "stop": slab.stop},
+                  "labels": _records(table), "regional_indices": _records(indices)[0]}
+        writers[args.json] = lambda path: write_json(record, path)
+    write_output_set(writers)
+    log.info("wrote %s (%d labels)", args.output, len(table))
     return 0
