@@ -302,3 +302,19 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted >= 8
+
+
+def test_missing_label_rows_of_a_present_subject_are_reported():
+    cnn, gt = _tables()
+    gt = gt[~((gt.subject == "sub-05") & (gt.label_id == 2))]  # the subject is there, one label is not
+    with pytest.warns(UserWarning, match=r"gt: no rows for 1 label_id/subject .*2/sub-05"):
+        result = agreement_table({"cnn": cnn, "gt": gt}, measures=["volume_ml"])
+    assert result["n_pairs"].tolist() == [8, 7]
+
+
+def test_non_numeric_measure_error_quotes_the_offending_value():
+    cnn, gt = _tables()
+    cnn = cnn.astype({"imf_pct": object})
+    cnn.loc[cnn.index[3], "imf_pct"] = "n.d."
+    with pytest.raises(InputError, match=r"'n\.d\.'"):
+        agreement_table({"cnn": cnn, "gt": gt}, measures=["imf_pct"])

@@ -350,7 +350,11 @@ def _check_table(name: str, table: pd.DataFrame, keys: Sequence[str], measures: 
                          f"columns are {', '.join(map(str, table.columns))}")
     for measure in measures:
         if not pd.api.types.is_numeric_dtype(table[measure]):
-            raise InputError(f"{name}: column {measure!r} is not numeric (e.g. {table[measure].iloc[0]!r})")
+            values = table[measure]
+            bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+            example = bad.iloc[0] if len(bad) else values.iloc[0]
+            raise InputError(f"{name}: column {measure!r} is not numeric (e.g. {str(example)!r}); "
+                             "fix the value or leave the cell empty")
     duplicated = table.duplicated(list(keys), keep=False)
     if duplicated.any():
         example = table.loc[duplicated, list(keys)].iloc[0].to_dict()
@@ -358,16 +362,39 @@ def _check_table(name: str, table: pd.DataFrame, keys: Sequence[str], measures: 
                          f"add the column that tells them apart to the keys (now {', '.join(keys)})")
 
 
-def _warn_missing_cases(tables: Mapping[str, pd.DataFrame], case_keys: Sequence[str]) -> None:
-    """Warn, per table, about cases other tables have and it lacks (they are left out)."""
-    cases = {name: set(map(tuple, t[list(case_keys)].astype(str).to_numpy())) for name, t in tables.items()}
+def _keys_of(table: pd.DataFrame, keys: Sequence[str]) -> set[tuple[str, ...]]:
+    return set(map(tuple, table[list(keys)].astype(str).to_numpy()))
+
+
+def _shown(keys: Sequence[tuple[str, ...]]) -> str:
+    return ", ".join("/".join(key) for key in keys[:20]) + (" ..." if len(keys) > 20 else "")
+
+
+def _warn_missing_cases(
+    tables: Mapping[str, pd.DataFrame], case_keys: Sequence[str], group_keys: Sequence[str] = ()
+) -> None:
+    """Warn, per table, about cases other tables have and it lacks (they are left out).
+
+    Rows (e.g. labels) missing for a case the table does have are named as well.
+    """
+    cases = {name: _keys_of(t, case_keys) for name, t in tables.items()}
     everyone = set().union(*cases.values())
     for name, present in cases.items():
         absent = sorted(everyone - present)
         if absent:
-            shown = ", ".join("/".join(case) for case in absent[:20]) + (" ..." if len(absent) > 20 else "")
             warnings.warn(f"{name}: no rows for {len(absent)} {'/'.join(case_keys)} present in another table "
-                          f"({shown}); they are left out", stacklevel=3)
+                          f"({_shown(absent)}); they are left out", stacklevel=3)
+    if not group_keys:
+        return
+    keys = [*group_keys, *case_keys]
+    rows = {name: _keys_of(t, keys) for name, t in tables.items()}
+    every_row = set().union(*rows.values())
+    n_group = len(group_keys)
+    for name, present in rows.items():
+        absent = sorted(row for row in every_row - present if row[n_group:] in cases[name])
+        if absent:
+            warnings.warn(f"{name}: no rows for {len(absent)} {'/'.join(keys)} present in another table "
+                          f"({_shown(absent)}); they are left out", stacklevel=3)
 
 
 def pair_measurements(
@@ -427,7 +454,7 @@ def pair_measurements(
         for key in keys:
             _resolve_key(key, table.columns, name)
         _check_table(name, table, keys, measures)
-    _warn_missing_cases(tables, case_cols)
+    _warn_missing_cases(tables, case_cols, group_cols)
     merged = None
     for name, table in tables.items():
         part = table[keys + list(measures)].melt(id_vars=keys, var_name="measure", value_name=name)
