@@ -874,3 +874,25 @@ def test_docstring_examples_run():
         assert result.failed == 0, module.__name__
         attempted += result.attempted
     assert attempted >= 60
+
+
+def test_sex_specific_cutoff_leaves_out_subjects_of_unknown_sex():
+    """Without a sex there is no cut-off: such a subject is neither below nor above it."""
+    table = pd.DataFrame({
+        "age": [45.0, 46.0, 47.0, 48.0],
+        "sex": ["M", "F", None, "F"],
+        "almi_kg_m2": [6.0, 6.0, 1.0, 5.0],  # the third is below any cut-off, but its sex is unknown
+    })  # fmt: skip
+    cutoff = {"male": 7.0, "female": 5.5}
+    summary = strata_summary(table, "almi_kg_m2", AgeStrata(by=None, edges=(40,), cutoff=cutoff))
+    row = summary.iloc[0]
+    assert (row["n"], row["n_below"]) == (3, 2)
+    assert row["pct_below"] == pytest.approx(100 * 2 / 3)
+
+
+def test_mauchly_is_undefined_with_fewer_error_df_than_contrasts():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"subject": np.repeat(np.arange(3), 6), "name": np.tile(list("abcdef"), 3)})
+    data["imf_pct"] = rng.normal(8, 1, len(data))
+    sphericity = repeated_measures_ancova(data, "imf_pct").sphericity.iloc[0]
+    assert np.isnan(sphericity["w"]) and np.isnan(sphericity["chi2"]) and np.isnan(sphericity["p"])

@@ -308,17 +308,21 @@ def _mauchly(error: np.ndarray, df_e: int, k: int) -> pd.DataFrame:
     ``W = det(S) / (tr(S) / d)^d`` with ``S = E / df_e`` and ``d = k - 1``; the p-value uses
     the chi-square approximation with Anderson's second-order term, as R's
     ``mauchly.test`` (and pingouin) compute it, here on the error matrix left after the
-    between-subject design and covariates.
+    between-subject design and covariates. With fewer error degrees of freedom than
+    contrasts the matrix is singular whatever the data, and the test is reported as NaN
+    rather than as W = 0, p = 0.
     """
     from scipy import stats
 
     d = k - 1
-    cov = error / df_e
-    sign, logdet = np.linalg.slogdet(cov)
-    log_w = logdet - d * np.log(np.trace(cov) / d) if sign > 0 else -np.inf
     dof = d * (d + 1) / 2 - 1
     if dof <= 0:
         return pd.DataFrame([{"w": 1.0, "chi2": np.nan, "dof": dof, "p": 1.0}])
+    if df_e < d:  # the d x d error covariance has rank <= df_e < d: W = 0 by construction, untestable
+        return pd.DataFrame([{"w": np.nan, "chi2": np.nan, "dof": dof, "p": np.nan}])
+    cov = error / df_e
+    sign, logdet = np.linalg.slogdet(cov)
+    log_w = logdet - d * np.log(np.trace(cov) / d) if sign > 0 else -np.inf
     f = 1 - (2 * d**2 + d + 2) / (6 * d * df_e)
     w2 = (d + 2) * (d - 1) * (d - 2) * (2 * d**3 + 6 * d**2 + 3 * k + 2) / (288 * (df_e * d * f) ** 2)
     chi2 = -df_e * f * log_w

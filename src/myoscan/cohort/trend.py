@@ -70,7 +70,8 @@ class AgeStrata:
         Lower bounds of the age strata (see :func:`age_strata`).
     cutoff : float or mapping, optional
         Count subjects strictly below this value; a mapping like
-        ``{"male": 7.0, "female": 5.5}`` gives sex-specific values (read from ``sex``).
+        ``{"male": 7.0, "female": 5.5}`` gives sex-specific values (read from ``sex``;
+        subjects of unknown sex are then left out of the strata).
     sex : str
         Sex column used by a sex-specific cut-off.
 
@@ -165,7 +166,8 @@ def stratified_values(
     data = data.dropna(subset=["value", "age", "group", "stratum"])
     if strata.cutoff is not None:
         limit = _cutoff_per_row(rows, strata.cutoff, strata.sex, source=source).loc[data.index]
-        data["below"] = data["value"] < limit
+        data = data[limit.notna()]  # unknown sex, sex-specific cut-off: neither below nor above
+        data["below"] = data["value"] < limit[limit.notna()]
     return data
 
 
