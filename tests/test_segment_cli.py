@@ -102,6 +102,19 @@ def test_2d_image_and_missing_spacing_exit_2(models_dir, images, tmp_path, capsy
                    "-o", str(tmp_path / "s.nii.gz")], "spacing unknown", capsys)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_non_finite_voxels_exit_2_instead_of_an_empty_segmentation(models_dir, images, tmp_path, capsys, bad):
+    # One NaN/inf voxel used to turn the whole normalised image into NaN: exit 0, all background.
+    water = read_volume(images["water"])
+    array = water.array.copy()
+    array[5, 3, 7] = bad
+    write_volume(water.with_array(array), tmp_path / "bad.nii.gz")
+    _expect_error(["segment", "--water", str(tmp_path / "bad.nii.gz"), "--fat", str(images["fat"]),
+                   "--model", str(models_dir / "cli-tiny"), "-o", str(tmp_path / "s.nii.gz")],
+                  "1 voxel(s) are NaN or infinite", capsys)
+    assert not (tmp_path / "s.nii.gz").exists()
+
+
 @pytest.mark.parametrize("problem", ["missing-weights", "unknown-architecture", "weights-mismatch"])
 def test_broken_model_folders_exit_2(models_dir, images, tmp_path, capsys, problem):
     import shutil

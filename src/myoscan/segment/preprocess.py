@@ -32,8 +32,9 @@ from myoscan.segment.config import IntensityConfig, PreprocessConfig
 __all__ = [
     "CT_BODY_THRESHOLD_HU",
     "PreparedImage",
-    "check_geometry",
     "body_mask",
+    "check_finite",
+    "check_geometry",
     "foreground_box",
     "normalize_intensity",
     "prepare_image",
@@ -114,6 +115,36 @@ def check_geometry(volume: Volume) -> Volume:
         raise InputError(f"{volume.name}: the image affine is degenerate (axes not independent)")
     if min(volume.spatial_shape) < 1 or volume.array.size == 0:
         raise InputError(f"{volume.name}: the image is empty (shape {volume.shape})")
+    return volume
+
+
+def check_finite(volume: Volume) -> Volume:
+    """Reject images holding NaN or infinite voxels.
+
+    One such voxel makes the percentile/z-score normalisation NaN everywhere, and the
+    network then labels the whole image background without any warning.
+
+    Raises
+    ------
+    InputError
+        With the file name and the number of non-finite voxels.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> check_finite(Volume(np.array([[[0.0, np.nan]]]), np.eye(4), Path("x.nii.gz")))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    myoscan.errors.InputError: x.nii.gz: 1 voxel(s) are NaN or infinite; replace them ...
+    """
+    array = np.asarray(volume.array)
+    if array.dtype.kind in "fc":
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise InputError(
+                f"{volume.name}: {bad} voxel(s) are NaN or infinite; replace them (e.g. with the "
+                "background value) before segmenting or training"
+            )
     return volume
 
 
@@ -303,7 +334,7 @@ def prepare_image(
     Raises
     ------
     InputError
-        Not 3D, no spacing, or contrasts on different grids.
+        Not 3D, no spacing, NaN or infinite voxels.
     GeometryMismatchError
         Contrasts on different grids.
     """
@@ -312,6 +343,8 @@ def prepare_image(
     reference = check_geometry(volumes[0])
     for other in volumes[1:]:
         check_same_grid(reference, check_geometry(other))
+    for volume in volumes:
+        check_finite(volume)
     stacked = np.stack([np.asarray(v.array) for v in volumes], axis=-1)  # (I, J, K, C)
     affine = reference.affine
     if config.orientation is not None:
