@@ -210,6 +210,24 @@ def test_missing_label_and_geometry_mismatch_are_input_errors(tmp_path):
     assert main(["train", "--config", "leg-2d-unet", "--data", str(data), "-o", str(tmp_path / "m")]) == 2
 
 
+def test_a_nan_voxel_in_a_training_image_is_an_input_error(tmp_path, tiny_config):
+    # it used to make the whole normalised image NaN and train the network into Dice 0
+    from myoscan.segment import parse_config
+    from myoscan.train.config import bundle_config
+    from myoscan.train.data import channel_lookup, prepare_case
+
+    data = write_pairs(tmp_path / "d", 1)
+    image = read_volume(data / "case0_water.nii.gz")
+    array = image.array.copy()
+    array[3, 3, 1] = np.nan
+    write_volume(image.with_array(array), data / "case0_water.nii.gz")
+    case = find_dataset(data, ["water"]).cases[0]
+    structures = output_structures(tiny_config)
+    settings = parse_config(bundle_config(tiny_config, structures=structures))
+    with pytest.raises(InputError, match="case0_water.nii.gz: 1 voxel"):
+        prepare_case(case, settings, channel_lookup(structures, "leg"))
+
+
 # --------------------------------------------------------------------------- augmentation
 
 
