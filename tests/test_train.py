@@ -108,6 +108,16 @@ def test_shipped_configs_reproduce_the_seed_settings(name, expected):
         assert getattr(getattr(cfg, section), field_) == value, key
 
 
+def test_seed002_config_keeps_the_papers_relu_activation():
+    # seed 002 Training: "activation function = ReLu"; docs/segment.md says the VNet uses ReLU
+    cfg = load_config("cervical-3d")
+    assert cfg.architecture.name == "vnet"
+    assert cfg.architecture.params.get("act", "relu") == "relu"
+    assert (cfg.training.optimizer, cfg.training.lr, cfg.training.weight_decay) == ("adam", 1e-3, 1e-5)
+    assert (cfg.sampling.num_samples, cfg.sampling.strategy) == (3, "uniform")
+    assert cfg.preprocessing["target_spacing_mm"] == [0.7, 0.7, 3.0]
+
+
 def test_ct_configs_window_and_spacing():
     thigh_ct = load_config("thigh-ct-unetr")
     assert thigh_ct.preprocessing["intensity"] == {"mode": "ct_window", "window": [-57.0, 164.0],
@@ -255,6 +265,30 @@ def test_control_point_elastic_keeps_integer_labels():
     out = elastic({"image": torch.rand(1, 24, 24, 8), "label": label})
     assert set(torch.unique(out["label"]).tolist()) <= {0.0, 3.0}
     assert not torch.equal(out["label"], label)
+
+
+def test_elastic_sigma_in_mm_is_converted_per_axis_on_anisotropic_grids():
+    # seed 002: sigma 10 mm on 0.7 x 0.7 x 3.0 mm voxels is 14.3 voxels in-plane but 3.3 slices
+    # through-plane; one voxel magnitude for all axes moved tissue 4x too far along z.
+    from myoscan.train.augment import build_augmentation
+    from myoscan.train.config import AugmentationConfig
+
+    spacing = (1.0, 1.0, 4.0)
+    aug = build_augmentation(AugmentationConfig(elastic_prob=1.0, elastic_sigma_mm=4.0),
+                             spatial_dims=3, spacing_mm=spacing, swap=None)
+    shape = (24, 24, 24)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in shape],
+                                        indexing="ij"))
+    shift_sd = []
+    for seed in range(6):
+        aug.set_random_state(seed)
+        out = aug({"image": coords.clone(), "label": torch.zeros(1, *shape)})["image"]
+        moved = (out - coords)[:, 8:16, 8:16, 8:16]  # interior: no zero padding
+        shift_sd.append([float(moved[a].std()) for a in range(3)])
+    sd = np.mean(shift_sd, axis=0)
+    assert sd[0] > 0.2 and sd[1] > 0.2
+    mm = sd * np.array(spacing)  # the displacement in mm is the same along every axis
+    assert mm[2] == pytest.approx(0.5 * (mm[0] + mm[1]), rel=0.5)
 
 
 # --------------------------------------------------------------------------- training
