@@ -35,6 +35,7 @@ from monai.transforms import (
     RandZoomd,
     Resample,
 )
+from monai.transforms.utils import create_control_grid
 
 from myoscan.train.config import AugmentationConfig
 
@@ -121,17 +122,19 @@ class RandFlipLeftRightd(RandomizableTransform, MapTransform):
 class RandControlPointElasticd(RandomizableTransform, MapTransform):
     """Elastic deformation from random displacements on a coarse control grid (2D or 3D).
 
-    Displacements (uniform in ``±magnitude_vox`` voxels) on ``control_points`` nodes per
-    axis are interpolated (bicubic in 2D, trilinear in 3D) to a dense field and applied with
-    MONAI's ``Resample``; the same steps as MONAI's ``Rand2DElastic``, with the control
-    spacing derived from the sample size so that seed 002's "3 control points" holds.
+    Displacements on ``control_points`` nodes per axis (standard normal times a magnitude
+    drawn uniformly from ``[0, magnitude_vox]``, as MONAI's ``RandDeformGrid``) are
+    interpolated (bicubic in 2D, trilinear in 3D) to a dense field and applied with MONAI's
+    ``Resample``; the same steps as MONAI's ``Rand2DElastic``, with the control spacing
+    derived from the sample size so that seed 002's "3 control points" holds.
 
     Parameters
     ----------
     keys : keys
         Keys to deform with the same field.
-    magnitude_vox : float
-        Maximum displacement of a control point, in voxels.
+    magnitude_vox : float or sequence of float
+        Largest displacement scale of a control point, in voxels; one value per axis on
+        anisotropic grids (a distance in mm is a different number of voxels along each axis).
     control_points : int
         Control nodes per axis (>= 2).
     prob : float
@@ -140,11 +143,11 @@ class RandControlPointElasticd(RandomizableTransform, MapTransform):
         Interpolation per key (``'bilinear'`` or ``'nearest'``).
     """
 
-    def __init__(self, keys: KeysCollection, magnitude_vox: float, control_points: int = 3,
+    def __init__(self, keys: KeysCollection, magnitude_vox: float | Sequence[float], control_points: int = 3,
                  prob: float = 0.5, modes: Sequence[str] = ("bilinear", "nearest")) -> None:
         MapTransform.__init__(self, keys)
         RandomizableTransform.__init__(self, prob)
-        self.magnitude = float(magnitude_vox)
+        self.magnitude = tuple(float(m) for m in np.atleast_1d(magnitude_vox))
         self.control_points = max(2, int(control_points))
         self.modes = tuple(modes)
         self.resampler = Resample()
@@ -158,9 +161,16 @@ class RandControlPointElasticd(RandomizableTransform, MapTransform):
         first = next(iter(self.key_iterator(d)))
         shape = tuple(int(s) for s in d[first].shape[1:])
         spacing = [max(1.0, s / (self.control_points - 1)) for s in shape]
-        deform = RandDeformGrid(spacing=spacing, magnitude_range=(0.0, self.magnitude))
+        magnitude = self.magnitude * len(shape) if len(self.magnitude) == 1 else self.magnitude
+        if len(magnitude) != len(shape):
+            raise ValueError(f"magnitude_vox: expected 1 or {len(shape)} values, got {len(magnitude)}")
+        deform = RandDeformGrid(spacing=spacing, magnitude_range=(0.0, 1.0))
         deform.set_random_state(state=self.R)
         coarse = deform(spatial_size=shape)
+        # RandDeformGrid scales every axis alike; scale each axis's offset by its own magnitude
+        base = create_control_grid(shape, spacing, backend="torch")
+        per_axis = torch.tensor([*magnitude, 0.0], dtype=coarse.dtype).reshape(-1, *[1] * len(shape))
+        coarse = base + (coarse - base) * per_axis
         dense = torch.nn.functional.interpolate(
             coarse.unsqueeze(0), scale_factor=spacing, mode="bicubic" if len(shape) == 2 else "trilinear",
             align_corners=False, recompute_scale_factor=True,
@@ -220,7 +230,8 @@ def build_augmentation(
         steps.append(RandZoomd(keys, prob=c.affine_prob, min_zoom=1 - c.zoom_pct / 100,
                                max_zoom=1 + c.zoom_pct / 100, mode=("area", "nearest"), keep_size=True))
     if c.elastic_prob > 0:
-        magnitude = c.elastic_sigma_mm / float(min(spacing_mm[:spatial_dims]))
+        # sigma in mm is a different number of voxels along each axis of an anisotropic grid
+        magnitude = [c.elastic_sigma_mm / float(s) for s in spacing_mm[:spatial_dims]]
         steps.append(RandControlPointElasticd(keys, magnitude, c.elastic_control_points,
                                               prob=c.elastic_prob, modes=modes))
     if c.bias_field_prob > 0:
