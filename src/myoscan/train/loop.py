@@ -433,6 +433,9 @@ def _fit(run: _Run, show_progress: bool) -> None:
     loader = torch.utils.data.DataLoader(
         run.samples, batch_size=t.batch_size, sampler=SampleKeys(st.iteration, run.total, t.batch_size),
         collate_fn=collate, num_workers=t.num_workers,
+        # its own generator: creating a loader iterator draws a base seed, which must not come
+        # from the global torch RNG (dropout) or a resumed run would diverge from a straight one
+        generator=torch.Generator().manual_seed(t.seed),
     )
     run.network.train()
     bar = tqdm(total=run.total, initial=st.iteration, desc=f"training {run.cfg.name}", unit="it",
