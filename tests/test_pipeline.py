@@ -397,3 +397,27 @@ def test_process_case_never_raises_even_when_the_model_is_gone(dataset, tmp_path
     result = process_case(case, config, str(dataset), str(tmp_path / "out"))
     assert result.status == "failed"
     assert "vanished" in result.message
+
+
+def test_dicom_style_identifier_columns_never_reach_the_cohort_tables(tmp_path):
+    import json
+
+    from myoscan.pipeline import collect_cohort
+
+    folder = tmp_path / "sub-01" / "anat"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"name": ["soleus_left"], "volume_ml": [300.0]}).to_csv(
+        folder / "sub-01_metrics.tsv", sep="\t", index=False
+    )
+    (folder / "sub-01_provenance.json").write_text(json.dumps({"outputs": ["sub-01_metrics.tsv"]}))
+    participants = pd.DataFrame({
+        "participant_id": ["sub-01"], "age": [61], "sex": ["F"],
+        "PatientName": ["DOE^JANE"], "PatientBirthDate": ["19600101"], "Patient Name": ["Jane Doe"],
+        "OtherPatientIDs": ["MRN123"], "BirthDate": ["1960-01-01"],
+    })  # fmt: skip
+    with pytest.warns(UserWarning, match="personal identifiers"):
+        collect_cohort(tmp_path, participants)
+    cohort = pd.read_csv(tmp_path / "cohort_metrics.csv")
+    assert list(cohort.columns) == ["subject", "name", "volume_ml", "age", "sex"]
+    text = (tmp_path / "cohort_metrics.csv").read_text()
+    assert "DOE" not in text and "Jane" not in text and "1960" not in text and "MRN" not in text

@@ -390,16 +390,27 @@ def _subject_tables(out_dir: Path, suffix: str) -> pd.DataFrame | None:
 
 
 #: Participant columns that look like personal identifiers are never copied into derivatives.
+#: Matched on snake_case words, so DICOM keywords (``PatientName``, ``PatientBirthDate``,
+#: ``OtherPatientIDs``) and spaced names (``Patient Name``) are caught too.
 _IDENTIFIER_COLUMN = re.compile(
-    r"(^|_)(name|first_?name|last_?name|surname|birth|dob|date_of_birth|birth_?date|mrn|patient_?id|"
+    r"(^|_)(name|first_?name|last_?name|surname|birth|dob|date_of_birth|birth_?date|mrn|patient_?ids?|"
     r"address|street|zip|postcode|phone|email|e_mail|ssn|nhs_?number|accession)($|_)",
     re.IGNORECASE,
 )
 
 
+def _identifier_words(column: str) -> str:
+    """``PatientBirthDate`` / ``Patient Name`` -> ``Patient_Birth_Date`` / ``Patient_Name``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2})", "_", column)
+    return re.sub(r"[^0-9A-Za-z]+", "_", words)
+
+
 def _without_identifiers(participants: pd.DataFrame) -> pd.DataFrame:
     """Drop participant columns whose names look like personal identifiers (with a warning)."""
-    dropped = [c for c in participants.columns if c != "participant_id" and _IDENTIFIER_COLUMN.search(str(c))]
+    dropped = [
+        c for c in participants.columns
+        if c != "participant_id" and _IDENTIFIER_COLUMN.search(_identifier_words(str(c)))
+    ]  # fmt: skip
     if dropped:
         warnings.warn(
             f"participants.tsv columns {', '.join(dropped)} look like personal identifiers and are "
