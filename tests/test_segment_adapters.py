@@ -229,6 +229,35 @@ def test_musclemap_json_without_labels_is_refused(tmp_path):
         load_musclemap_model(folder)
 
 
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: c["labels"][0].pop("value"), "labels"),
+        (lambda c: c["labels"].__setitem__(0, "soleus"), "labels"),
+        (lambda c: c["labels"][0].__setitem__("value", "x"), "labels"),
+        (lambda c: c["parameters"].__setitem__("pix_dim", "one"), "pix_dim"),
+        (lambda c: c.__setitem__("labels", {"value": 1}), "labels"),
+        (lambda c: [c.clear(), c.update({"a": 1})], "parameters"),
+    ],
+    ids=["label-without-value", "label-not-an-object", "value-not-a-number", "pix-dim-text",
+         "labels-not-a-list", "no-sections"],
+)
+def test_malformed_musclemap_json_is_a_model_error(tmp_path, change, match):
+    folder, _ = _musclemap_model(tmp_path / "mm")
+    config = json.loads((folder / "contrast_agnostic_leg_model.json").read_text())
+    change(config)
+    (folder / "contrast_agnostic_leg_model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=match):
+        load_musclemap_model(folder)
+
+
+def test_musclemap_json_that_is_not_an_object_is_a_model_error(tmp_path):
+    folder, _ = _musclemap_model(tmp_path / "mm")
+    (folder / "contrast_agnostic_leg_model.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="JSON object"):
+        load_musclemap_model(folder)
+
+
 def test_musclemap_weights_must_match(tmp_path):
     folder, _ = _musclemap_model(tmp_path / "mm")
     config = json.loads((folder / "contrast_agnostic_leg_model.json").read_text())

@@ -94,6 +94,9 @@ def musclemap_config(model_json: Mapping[str, Any], name: str) -> dict[str, Any]
     ModelError
         Missing keys, not a 2D model, or labels that do not match the output channels.
     """
+    if not isinstance(model_json, Mapping):
+        raise ModelError(f"{name}: the MuscleMap model JSON must hold a JSON object, "
+                         f"got {type(model_json).__name__}")
     try:
         params, model = model_json["parameters"], model_json["model"]
         entries = model_json["labels"]
@@ -109,12 +112,25 @@ def musclemap_config(model_json: Mapping[str, Any], name: str) -> dict[str, Any]
     if not entries:
         raise ModelError(f"{name}: the MuscleMap JSON lists no labels; label names must come from the "
                          "checkpoint's own JSON (use the JSON released with this .pth)")
-    values = sorted({int(e["value"]) for e in entries})
+    try:
+        if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+            raise TypeError("not a list of objects")
+        by_value = {int(e["value"]): e for e in entries}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: MuscleMap model JSON 'labels' must be a list of objects with 'anatomy', "
+                         f"'side' and a whole-number 'value' ({type(exc).__name__}: {exc})") from exc
+    values = sorted(by_value)
     if len(values) + 1 != n_out:
         raise ModelError(f"{name}: the JSON lists {len(values)} label values but the network has {n_out} "
                          "output channels (background + one per label)")
-    by_value = {int(e["value"]): e for e in entries}
-    pix_dim = [float(p) for p in params.get("pix_dim", [1, 1, -1])]
+    raw_pix_dim = params.get("pix_dim", [1, 1, -1])
+    try:
+        if isinstance(raw_pix_dim, str):
+            raise TypeError("text")
+        pix_dim = [float(p) for p in raw_pix_dim]
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: MuscleMap model JSON 'parameters.pix_dim' must be a list of 3 numbers "
+                         f"(-1 keeps an axis), got {raw_pix_dim!r}") from exc
     return {
         "format_version": 1,
         "name": name,
