@@ -318,3 +318,34 @@ def test_non_numeric_measure_error_quotes_the_offending_value():
     cnn.loc[cnn.index[3], "imf_pct"] = "n.d."
     with pytest.raises(InputError, match=r"'n\.d\.'"):
         agreement_table({"cnn": cnn, "gt": gt}, measures=["imf_pct"])
+
+
+def test_measure_without_any_pair_is_reported_and_the_others_compared_and_plotted(tmp_path):
+    cnn, gt = _tables()
+    gt = gt.assign(imf_pct=np.nan)  # e.g. a CT reference: no IMF at all
+    with pytest.warns(UserWarning, match="imf_pct: no case has a value in every table"):
+        paired = pair_measurements({"cnn": cnn, "gt": gt}, measures=["volume_ml", "imf_pct"])
+    assert set(paired["measure"]) == {"volume_ml"}
+    cnn.to_csv(tmp_path / "cnn.csv", index=False)
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    out = tmp_path / "agreement.csv"
+    code = main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "gt.csv"),
+                 "--measure", "volume_ml", "imf_pct", "-o", str(out), "--plots", str(tmp_path / "plots"),
+                 "-q"])
+    assert code == 0
+    assert set(read_table(out)["measure"]) == {"volume_ml"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "volume_ml_bland_altman.png", "volume_ml_correlation.png"]
+
+
+def test_no_complete_pair_at_all_is_an_error_and_writes_nothing(tmp_path, capsys):
+    cnn, gt = _tables()
+    gt = gt.assign(imf_pct=np.nan)
+    with pytest.raises(InputError, match="no case has a value"), pytest.warns(UserWarning):
+        pair_measurements({"cnn": cnn, "gt": gt}, measures=["imf_pct"])
+    cnn.to_csv(tmp_path / "cnn.csv", index=False)
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    out = tmp_path / "agreement.csv"
+    assert main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "gt.csv"),
+                 "--measure", "imf_pct", "-o", str(out), "-q"]) == 2
+    assert not out.exists()

@@ -430,13 +430,14 @@ def pair_measurements(
     Raises
     ------
     InputError
-        Fewer than 2 tables, missing or non-numeric columns, duplicated keys, or no
-        case shared by all tables.
+        Fewer than 2 tables, missing or non-numeric columns, duplicated keys, no case
+        shared by all tables, or no value present in every table.
 
     Warns
     -----
     UserWarning
-        Naming the cases missing from a table (the rest is still compared).
+        Naming the cases (and label rows) missing from a table, and the measures without
+        any complete pair (the rest is still compared).
 
     Examples
     --------
@@ -463,7 +464,15 @@ def pair_measurements(
     if merged.empty:
         raise InputError(f"{', '.join(tables)} share no {'/'.join(keys)}; check that the key columns hold "
                          "the same values (e.g. sub-01 vs 01) and types")
-    merged = merged.dropna(subset=list(tables)).reset_index(drop=True)
+    complete = merged.dropna(subset=list(tables)).reset_index(drop=True)
+    lost = [m for m in measures if m not in set(complete["measure"])]
+    if lost:
+        warnings.warn(f"{', '.join(lost)}: no case has a value in every table ({', '.join(tables)}); "
+                      "left out", stacklevel=2)
+    if complete.empty:
+        raise InputError(f"no case has a value in every table ({', '.join(tables)}) for "
+                         f"{', '.join(measures)}; nothing to compare")
+    merged = complete
     if group_cols == ["label_id"] and "name" in first.columns:
         names = first.drop_duplicates("label_id").set_index("label_id")["name"]
         merged.insert(1, "name", merged["label_id"].map(names))

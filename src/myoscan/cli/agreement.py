@@ -68,6 +68,8 @@ def _rater_names(paths: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Read the tables, compute agreement, write the table and plots."""
+    import pandas as pd
+
     from myoscan import agreement as ag
     from myoscan.errors import InputError
     from myoscan.outputs import read_table, write_table
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("plots compare two tables; none written for %d raters", len(tables))
         return 0
     a, b = tables
-    for measure in args.measures:
+    for measure in pd.unique(paired["measure"]):  # measures without any pair were reported and left out
         for kind in ("bland_altman", "correlation"):
             figure = ag.agreement_figure(paired, measure, kind=kind, a=a, b=b, sd_multiplier=args.loa_sd)
             path = ag.save_figure(figure, args.plots / f"{measure}_{kind}.png")
