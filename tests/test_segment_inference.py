@@ -277,3 +277,20 @@ def test_onnx_runtime_matches_pytorch(tiny_bundle, tmp_path, monkeypatch):
     agreement = np.mean(torch_seg.labels.array == onnx_seg.labels.array)
     assert agreement > 0.999
     assert list((tmp_path / "onnx").glob("*.onnx"))  # cached export
+
+
+def test_corrupt_onnx_cache_is_exported_again(tiny_bundle, tmp_path, monkeypatch):
+    # an interrupted disk or a truncated copy left garbage in the cache: a traceback used to follow
+    pytest.importorskip("onnxruntime")
+    from myoscan.segment.onnx import cached_onnx_model
+
+    monkeypatch.setenv("MYOSCAN_CACHE", str(tmp_path))
+    roi = tiny_bundle.settings.inference.roi_size
+    stale = tmp_path / "onnx" / f"{tiny_bundle.sha256[:16]}-{'x'.join(map(str, roi))}.onnx"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not an onnx model")
+    volume, _ = sphere_volume()
+    inputs = {"water": volume.with_array(volume.array * 100), "fat": volume.with_array(volume.array)}
+    seg = segment_volumes(inputs, tiny_bundle, use_onnx=True, show_progress=False)
+    assert seg.labels.shape == volume.shape
+    assert cached_onnx_model(tiny_bundle, roi) == stale and stale.stat().st_size > 1000

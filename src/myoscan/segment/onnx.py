@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from myoscan.segment.bundle import ModelBundle
 
-__all__ = ["OnnxPredictor", "cached_onnx_model", "export_onnx"]
+__all__ = ["OnnxPredictor", "cached_onnx_model", "export_onnx", "onnx_predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,11 @@ class OnnxPredictor:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own error types (InvalidProtobuf, NoSuchFile ...)
+            raise ModelError(f"{path}: cannot load the ONNX model ({str(exc).splitlines()[0]}); "
+                             "delete it or run without --onnx") from exc
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -139,7 +143,7 @@ def cached_onnx_model(
 
     Cached as ``<cache>/onnx/<sha256[:16]>-<roi>.onnx`` (``$MYOSCAN_CACHE`` or
     ``~/.cache/myoscan``); the bundle hash covers config and weights, so a changed
-    model is re-exported.
+    model is re-exported (:func:`onnx_predictor` also replaces a file ONNX Runtime cannot load).
     """
     folder = Path(cache_dir) if cache_dir is not None else _cache_dir()
     path = folder / f"{bundle.sha256[:16]}-{'x'.join(str(int(r)) for r in roi_size)}.onnx"
@@ -147,3 +151,24 @@ def cached_onnx_model(
         log.info("exporting %s to ONNX (once, cached in %s)", bundle.name, folder)
         export_onnx(bundle.network, path, in_channels=len(bundle.settings.contrasts), roi_size=roi_size)
     return path
+
+
+def onnx_predictor(
+    bundle: ModelBundle, roi_size: Sequence[int], *, cache_dir: PathLike | None = None,
+) -> OnnxPredictor:
+    """Load an :class:`OnnxPredictor` for ``bundle`` from the cache (:func:`cached_onnx_model`).
+
+    A cached file ONNX Runtime cannot load (truncated, corrupt) is exported again.
+
+    Raises
+    ------
+    ModelError
+        When the export fails or the fresh export cannot be loaded either.
+    """
+    path = cached_onnx_model(bundle, roi_size, cache_dir=cache_dir)
+    try:
+        return OnnxPredictor(path)
+    except ModelError as exc:
+        log.warning("%s; exporting it again", exc)
+        path.unlink(missing_ok=True)
+    return OnnxPredictor(cached_onnx_model(bundle, roi_size, cache_dir=cache_dir))

@@ -222,9 +222,9 @@ def segment_volumes(
     prepared = prepare_image(volumes, settings.preprocessing, modality=settings.modality)
     torch_device = select_device("cpu" if use_onnx else device)
     if use_onnx:
-        from myoscan.segment.onnx import OnnxPredictor, cached_onnx_model
+        from myoscan.segment.onnx import onnx_predictor
 
-        predictor = OnnxPredictor(cached_onnx_model(bundle, inference.roi_size))
+        predictor = onnx_predictor(bundle, inference.roi_size)
     else:
         predictor = torch_predictor(bundle.network, torch_device)
     channels = predict_labels(prepared, predictor, inference, max(settings.labels) + 1, device=torch_device,
