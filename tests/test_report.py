@@ -133,7 +133,7 @@ def write_case(
             "dataset": str(dataset),
             "inputs_sha256": inputs,
             "parameters": {"steps": ["quantify"], "scheme": "leg"},
-            "outputs": [label_map.name],
+            "outputs": [label_map.name, f"{subject}_metrics.tsv", f"{subject}_indices.tsv"],
             "finished": "2024-01-01T00:00:00+00:00",
         },
         anat / f"{subject}_provenance.json",
@@ -544,3 +544,16 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(f"myoscan.report.{module}"))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_explicit_cohort_table_without_volumes_is_an_error(cohort_dir, tmp_path, capsys):
+    participants = tmp_path / "participants.tsv"
+    write_table(pd.DataFrame({"participant_id": ["sub-01"], "age": [50]}), participants)
+    with pytest.raises(InputError, match=r"participants\.tsv.*name.*volume_ml"):
+        subject_report(cohort_dir / "sub-06" / "anat", cohort=participants,
+                       options=ReportOptions(check_swap=False))
+    out = tmp_path / "r.html"
+    assert main(["report", str(cohort_dir / "sub-06" / "anat"), "--cohort-table", str(participants),
+                 "-o", str(out), "--no-swap-check"]) == 2
+    assert "volume_ml" in capsys.readouterr().err
+    assert not out.exists()

@@ -241,7 +241,14 @@ def _cohort_table(cohort: pd.DataFrame | PathLike | bool | None, files: SubjectF
     if cohort is None or cohort is True:
         root = find_cohort_root(files.folder)
         return None if root is None else read_cohort_table(root, "metrics")
-    return read_table(cohort)
+    table = read_table(cohort)
+    missing = [c for c in ("name", "volume_ml") if c not in table.columns]
+    if missing:  # named explicitly, so a wrong table is an error, not a silently skipped check
+        raise InputError(
+            f"{Path(cohort).name}: not a cohort metric table (no {', '.join(missing)} column); give "
+            "cohort_metrics.csv of `myoscan run` or a table of name, volume_ml per subject and label"
+        )
+    return table
 
 
 # ------------------------------------------------------------------------------ QC
@@ -388,6 +395,7 @@ def subject_report(
     cohort : DataFrame, path, bool or None
         Cohort metric table for the volume and missing-label checks. None or True: look for
         ``cohort_metrics.parquet/.csv`` in the derivatives root above ``folder``; False: none.
+        A table given explicitly must have ``name`` and ``volume_ml`` columns.
     options : ReportOptions
         Levels, display convention, thresholds, scheme.
     index_href : str, optional
