@@ -182,3 +182,36 @@ def test_cli_export_of_a_model_prediction(tmp_path):
     seg = read_volume(tmp_path / "pred.seg.nrrd")
     assert set(np.unique(seg.array)) <= {0, 7, 8}
     assert seg.spatial_shape == (16, 16, 3)
+
+
+def test_cli_export_of_a_model_prediction_in_another_scheme_keeps_the_names(tmp_path):
+    # --scheme used to relabel the model's leg ids as if they were ids of the other scheme
+    from myoscan.segment import build_network, save_bundle
+
+    config = {
+        "name": "tiny", "architecture": {"name": "unet2d", "params": {"channels": [4, 8], "strides": [2],
+                                                                       "num_res_units": 0}},
+        "inputs": {"contrasts": ["water"], "modality": "mri"},
+        "preprocessing": {"orientation": "RAS", "intensity": {"mode": "none"}},
+        "inference": {"mode": "slice2d", "roi_size": [16, 16]},
+        "labels": {"scheme": "leg", "ids": {"0": "background", "1": "soleus_left", "2": "soleus_right"}},
+    }
+    torch = pytest.importorskip("torch")
+    network = build_network(config["architecture"], in_channels=1, out_channels=3)
+    with torch.no_grad():  # a 'network' that always answers soleus_left
+        for p in network.parameters():
+            p.zero_()
+        network.model[-1].conv.bias[:] = torch.tensor([0.0, 5.0, 0.0])
+    save_bundle(tmp_path / "tiny", network=network, config=config, model_card="untrained test model")
+    image = tmp_path / "img.nii.gz"
+    write_volume(Volume(np.ones((16, 16, 3), np.float32), AFFINE), image)
+    musclemap = load_catalog().scheme("musclemap")
+    assert musclemap.id_of("soleus_left") != LEG.id_of("soleus_left")
+    assert main(["annotate", "export", str(image), "--model", str(tmp_path / "tiny"), "--scheme", "musclemap",
+                 "-o", str(tmp_path / "mm.seg.nrrd"), "--device", "cpu", "-q"]) == 0
+    data, header = nrrd.read(str(tmp_path / "mm.seg.nrrd"))  # (read_volume: uint8 overflow on ids > 255)
+    assert set(np.unique(data)) == {musclemap.id_of("soleus_left")}
+    segment = next(n for n in range(len(musclemap)) if header[f"Segment{n}_Name"] == "soleus_left")
+    assert header[f"Segment{segment}_LabelValue"] == str(musclemap.id_of("soleus_left"))
+    assert main(["annotate", "export", str(image), "--model", str(tmp_path / "tiny"), "--scheme", "thigh",
+                 "-o", str(tmp_path / "th.seg.nrrd"), "--device", "cpu", "-q"]) == 2  # no soleus in thigh

@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source = e.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model bundle name or folder to segment IMAGE with")
     source.add_argument("--labels", type=existing_path, help="an existing label map to export instead")
-    e.add_argument("--scheme", help="label scheme of --labels (default: the model's scheme)")
+    e.add_argument("--scheme", help="label scheme of --labels; with --model, the scheme to renumber the "
+                                    "prediction into by structure name (default: the model's scheme)")
     e.add_argument("-o", "--output", type=Path, required=True, help="output .seg.nrrd")
     e.add_argument("--itksnap", type=Path, help="label-description file (default OUTPUT.itksnap.txt)")
     e.add_argument("--only-present", action="store_true",
@@ -86,12 +87,27 @@ def _export(args: argparse.Namespace) -> int:
         if result.scheme is None:
             raise InputError(f"model {bundle.name}: its labels are not catalog labels, so segments cannot "
                              "be named; export its label map with --labels and --scheme instead")
-        labels, scheme = result.labels, args.scheme or result.scheme
+        labels, scheme = result.labels, result.scheme
+        if args.scheme and args.scheme != result.scheme:  # renumber by structure name, not by value
+            labels, scheme = _to_scheme(labels, result.names, args.scheme), args.scheme
     written = export_segmentation(labels, args.output, scheme=scheme, itksnap_path=args.itksnap,
                                   only_present=args.only_present)
     for path in written:
         log.info("wrote %s", path)
     return 0
+
+
+def _to_scheme(labels, names: dict[int, str], scheme: str):
+    """Renumber ``labels`` with each structure's id in ``scheme`` (InputError when one is missing)."""
+    import numpy as np
+
+    from myoscan.labels import load_catalog
+
+    target = load_catalog().scheme(scheme)
+    lut = np.zeros(max(names, default=0) + 1, dtype=np.int64)
+    for value, name in names.items():
+        lut[value] = target.id_of(name)  # raises when the structure is not in the scheme
+    return labels.with_array(lut[np.asarray(labels.array)])
 
 
 def _import(args: argparse.Namespace) -> int:
