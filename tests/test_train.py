@@ -257,6 +257,16 @@ def test_flip_mirrors_and_swaps_left_right_labels():
     assert set(np.unique(left_half)) <= {0, 1}  # what was the right soleus now lies left and is left
 
 
+@pytest.mark.parametrize("orientation", ["null", "PIR"])
+def test_flip_needs_the_left_right_axis_first(orientation):
+    # the flip mirrors array axis 0 and swaps left/right labels: with another axis first it
+    # trained on anterior-posterior mirror images labelled with the wrong side
+    with pytest.raises(InputError, match="flip_lr_prob"):
+        load_config("leg-demo", [f"preprocessing.orientation={orientation}"])
+    assert load_config("leg-demo", ["preprocessing.orientation=LPS"]).augmentation.flip_lr_prob > 0
+    load_config("leg-demo", [f"preprocessing.orientation={orientation}", "augmentation.flip_lr_prob=0"])
+
+
 def test_control_point_elastic_keeps_integer_labels():
     label = torch.zeros(1, 24, 24, 8)
     label[0, 6:18, 6:18, 2:6] = 3

@@ -485,6 +485,13 @@ def _check(cfg: TrainConfig) -> None:
         raise InputError(f"sampling.roi_size must be 2 (2D) or 3 (3D) sizes >= 1, got {list(s.roi_size)}")
     if not cfg.inputs.contrasts:
         raise InputError("inputs.contrasts must name at least one input contrast")
+    orientation = cfg.preprocessing.get("orientation", "RAS")
+    if cfg.augmentation.flip_lr_prob > 0 and (not isinstance(orientation, str) or orientation[:1].upper()
+                                              not in ("R", "L")):
+        raise InputError(
+            f"augmentation.flip_lr_prob needs preprocessing.orientation with the left-right axis first "
+            f"(e.g. RAS), got {orientation!r}: the flip mirrors array axis 0 and swaps left/right labels"
+        )
     if any(not 0.0 < m < 1.0 for m in t.milestones) or list(t.milestones) != sorted(t.milestones):
         raise InputError(
             f"training.milestones must be increasing fractions of the run in (0, 1), got {list(t.milestones)}"
