@@ -215,3 +215,37 @@ def test_cli_export_of_a_model_prediction_in_another_scheme_keeps_the_names(tmp_
     assert header[f"Segment{segment}_LabelValue"] == str(musclemap.id_of("soleus_left"))
     assert main(["annotate", "export", str(image), "--model", str(tmp_path / "tiny"), "--scheme", "thigh",
                  "-o", str(tmp_path / "th.seg.nrrd"), "--device", "cpu", "-q"]) == 2  # no soleus in thigh
+
+
+def _as_slicer_reads_it(path):
+    """Label map as 3D Slicer loads a .seg.nrrd (vtkMRMLSegmentationStorageNode).
+
+    Slicer's reader gives all segments of a layer one shared labelmap, clipped to the
+    ``SegmentN_Extent`` of the *first* segment listed in that layer.
+    """
+    data, header = nrrd.read(str(path))
+    out = np.zeros_like(data)
+    first_of_layer = {}
+    n = 0
+    while f"Segment{n}_ID" in header:
+        first_of_layer.setdefault(int(header.get(f"Segment{n}_Layer", 0)), n)
+        n += 1
+    for segment in first_of_layer.values():  # 3D files: one layer
+        extent = [int(v) for v in header[f"Segment{segment}_Extent"].split()]
+        lo, hi = extent[0::2], extent[1::2]
+        if all(a <= b for a, b in zip(lo, hi, strict=True)):
+            box = tuple(slice(a, b + 1) for a, b in zip(lo, hi, strict=True))
+            out[box] = data[box]
+    return out
+
+
+@pytest.mark.parametrize("only_present", [False, True], ids=["every-structure", "only-present"])
+def test_slicer_loads_every_exported_segment_whole(tmp_path, only_present):
+    # per-segment bounding boxes made Slicer clip the shared layer to the first segment's box
+    # (or drop everything when the first listed structure was absent from the map)
+    labels = Volume(label_map(seed=3), AFFINE)
+    export_segmentation(labels, tmp_path / "c.seg.nrrd", scheme="leg", only_present=only_present)
+    assert np.array_equal(_as_slicer_reads_it(tmp_path / "c.seg.nrrd"), labels.array)
+    header = nrrd.read_header(str(tmp_path / "c.seg.nrrd"))
+    extents = {header[k] for k in header if k.endswith("_Extent")}
+    assert len(extents) == 1  # one layer, one shared extent
