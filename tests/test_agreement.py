@@ -349,3 +349,15 @@ def test_no_complete_pair_at_all_is_an_error_and_writes_nothing(tmp_path, capsys
     assert main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "gt.csv"),
                  "--measure", "imf_pct", "-o", str(out), "-q"]) == 2
     assert not out.exists()
+
+
+def test_cli_bad_plots_folder_writes_no_table(tmp_path, capsys):
+    cnn, gt = _tables()
+    cnn.to_csv(tmp_path / "cnn.csv", index=False)
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    (tmp_path / "plots").write_text("a file where the plots folder should be")
+    out = tmp_path / "agreement.csv"
+    assert main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "gt.csv"),
+                 "--measure", "volume_ml", "-o", str(out), "--plots", str(tmp_path / "plots"), "-q"]) == 2
+    assert "plots" in capsys.readouterr().err
+    assert not out.exists()

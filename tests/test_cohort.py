@@ -896,3 +896,13 @@ def test_mauchly_is_undefined_with_fewer_error_df_than_contrasts():
     data["imf_pct"] = rng.normal(8, 1, len(data))
     sphericity = repeated_measures_ancova(data, "imf_pct").sphericity.iloc[0]
     assert np.isnan(sphericity["w"]) and np.isnan(sphericity["chi2"]) and np.isnan(sphericity["p"])
+
+
+def test_cli_outputs_appear_together_or_not_at_all(cohort_files, tmp_path, capsys):
+    out = tmp_path / "trend"
+    (out / "cohort_trend.json").mkdir(parents=True)  # the record, written last, cannot be written
+    code = main(["cohort", "trend", "--metrics", str(cohort_files / "regional.csv"), "--participants",
+                 str(cohort_files / "participants.tsv"), "--measure", "tmv_cm3", "-o", str(out), "-q"])
+    assert code == 2
+    assert "cohort_trend.json" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_trend.json"]

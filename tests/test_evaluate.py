@@ -420,3 +420,13 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted >= 8
+
+
+def test_cli_bad_summary_path_writes_neither_table(tmp_path, capsys):
+    pred_dir, ref_dir = _write_cases(tmp_path, n=3)
+    out = tmp_path / "metrics.csv"
+    code = main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "-o", str(out),
+                 "--summary", str(tmp_path / "table4.xlsx"), "--no-distances", "-q"])
+    assert code == 2
+    assert "xlsx" in capsys.readouterr().err
+    assert not out.exists()  # the per-case table and the summary appear together or not at all

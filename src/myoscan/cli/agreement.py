@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from myoscan import agreement as ag
     from myoscan.errors import InputError
-    from myoscan.outputs import read_table, write_table
+    from myoscan.outputs import read_table, write_output_set, write_table
 
     if args.raters and (args.a or args.b):
         raise InputError("give either --a/--b or --raters, not both")
@@ -85,17 +85,17 @@ def run(args: argparse.Namespace) -> int:
                                   group_keys=group_keys)
     result = ag.agreement_from_pairs(paired, raters=list(tables), case_keys=case_keys,
                                      sd_multiplier=args.loa_sd)
-    write_table(result, args.output)
-    log.info("wrote %s (%d rows)", args.output, len(result))
-    if args.plots is None:
-        return 0
-    if len(tables) != 2:
+    writers = {args.output: lambda path: write_table(result, path)}
+    if args.plots is not None and len(tables) != 2:
         log.warning("plots compare two tables; none written for %d raters", len(tables))
-        return 0
-    a, b = tables
-    for measure in pd.unique(paired["measure"]):  # measures without any pair were reported and left out
-        for kind in ("bland_altman", "correlation"):
-            figure = ag.agreement_figure(paired, measure, kind=kind, a=a, b=b, sd_multiplier=args.loa_sd)
-            path = ag.save_figure(figure, args.plots / f"{measure}_{kind}.png")
-            log.info("wrote %s", path)
+    elif args.plots is not None:
+        a, b = tables
+        for measure in pd.unique(paired["measure"]):  # measures without any pair were reported, left out
+            for kind in ("bland_altman", "correlation"):
+                figure = ag.agreement_figure(paired, measure, kind=kind, a=a, b=b, sd_multiplier=args.loa_sd)
+                writers[args.plots / f"{measure}_{kind}.png"] = (
+                    lambda path, figure=figure: ag.save_figure(figure, path)
+                )
+    for path in write_output_set(writers):  # the table and the plots appear together or not at all
+        log.info("wrote %s", path)
     return 0

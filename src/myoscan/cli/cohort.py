@@ -4,7 +4,7 @@ Every analysis reads a metrics table (``--metrics``, from ``myoscan quantify``; 
 wide) joined to a participants table (``--participants``, BIDS ``participants.tsv``),
 writes tidy CSVs and figures into ``--out-dir`` and a ``cohort_<analysis>.json`` record of
 inputs, options, unmatched ids and outputs. All tables are computed before anything is
-written, and every file is written atomically.
+written, and the files of one analysis appear together or not at all.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 from myoscan import __version__
 from myoscan.cli._common import add_common_flags, comma_list, existing_path, positive_float, positive_int
 from myoscan.errors import InputError
-from myoscan.outputs import write_json, write_table
+from myoscan.outputs import write_json, write_output_set, write_table
 
 log = logging.getLogger(__name__)
 
@@ -332,22 +332,22 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict, str]:
 
 def _write(args: argparse.Namespace, tables: dict[str, pd.DataFrame], figures: dict[str, Callable],
            join: dict | None = None) -> list[str]:  # fmt: skip
-    """Write tables, then figures, then the JSON record; return the file names."""
+    """Write tables, figures and the JSON record as one set (all or nothing); return the file names."""
     out: Path = args.out_dir
-    written = []
+    writers: dict[Path, Callable] = {}
     for name, table in tables.items():
-        write_table(table, out / name)
-        written.append(name)
+        writers[out / name] = lambda path, table=table: write_table(table, path)
     if not getattr(args, "no_figures", False):
         for name, draw in figures.items():
-            draw(out / name)
-            written.append(name)
+            writers[out / name] = draw
+    written = [path.name for path in writers]
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                if k not in {"handler", "cohort_handler", "quiet", "verbose"}}  # fmt: skip
     record = {"analysis": args.analysis, "myoscan_version": __version__, "options": options,
               "join": join, "outputs": written}  # fmt: skip
-    write_json(record, out / f"cohort_{args.analysis}.json")
-    log.info("wrote %d file(s) to %s", len(written) + 1, out)
+    writers[out / f"cohort_{args.analysis}.json"] = lambda path: write_json(record, path)
+    write_output_set(writers)
+    log.info("wrote %d file(s) to %s", len(writers), out)
     return written
 
 

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate one pair or a batch and write the tables."""
     from myoscan import evaluate as ev
     from myoscan.errors import InputError
-    from myoscan.outputs import write_table
+    from myoscan.outputs import write_output_set, write_table
 
     config = ev.EvaluateConfig(labels=_label_ids(args.labels), distances=not args.no_distances,
                                hd_percentile=args.hd_percentile)
@@ -106,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--pred {args.pred} and --ref {args.ref}: give two files or two folders")
         table = ev.evaluate_files(args.pred, args.ref, names=names, config=config)
         _warn_unknown_ids(table, names, args.scheme)
-        write_table(table, args.output)
+        writers = {args.output: lambda path: write_table(table, path)}
         if args.summary:
-            write_table(ev.summarize_evaluation(table), args.summary)
+            summary = ev.summarize_evaluation(table)
+            writers[args.summary] = lambda path: write_table(summary, path)
+        write_output_set(writers)  # both tables appear, or neither
         log.info("wrote %s (%d labels)", args.output, len(table))
         return 0
 
@@ -118,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"none of the {len(pairs)} cases could be evaluated; e.g. {first[0]}: {first[1]}")
     _warn_unknown_ids(table, names, args.scheme)
     summary_path = args.summary or _summary_path(args.output)
-    write_table(table, args.output)
-    write_table(ev.summarize_evaluation(table), summary_path)
+    summary = ev.summarize_evaluation(table)
+    write_output_set({args.output: lambda path: write_table(table, path),
+                      summary_path: lambda path: write_table(summary, path)})  # both, or neither
     log.info("wrote %s and %s (%d of %d cases)", args.output, summary_path, len(pairs) - len(failures),
              len(pairs))
     if failures:
