@@ -557,3 +557,11 @@ def test_explicit_cohort_table_without_volumes_is_an_error(cohort_dir, tmp_path,
                  "-o", str(out), "--no-swap-check"]) == 2
     assert "volume_ml" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_bad_qc_table_path_writes_no_report(cohort_dir, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(cohort_dir / "sub-06" / "anat"), "-o", str(out), "--no-swap-check",
+                 "--qc-table", str(tmp_path / "flags.xlsx")]) == 2
+    assert "xlsx" in capsys.readouterr().err
+    assert not out.exists()  # the report and its QC table appear together or not at all

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_subject(args: argparse.Namespace, options: ReportOptions) -> int:
     from myoscan.errors import InputError
-    from myoscan.outputs import write_table, write_text
+    from myoscan.outputs import write_output_set, write_table, write_text
     from myoscan.report import subject_report
 
     if args.no_cohort and args.cohort_table:
@@ -137,9 +137,10 @@ def _run_subject(args: argparse.Namespace, options: ReportOptions) -> int:
     cohort = False if args.no_cohort else args.cohort_table
     report = subject_report(args.subject, image=args.image, cohort=cohort, options=options)
     output = args.output / f"{report.key}.html" if args.output.is_dir() else args.output
-    write_text(report.html, output)
+    writers = {output: lambda path: write_text(report.html, path)}
     if args.qc_table:
-        write_table(report.flags, args.qc_table)
+        writers[args.qc_table] = lambda path: write_table(report.flags, path)
+    write_output_set(writers)  # the page and its QC table appear together or not at all
     log.info("%s: QC %s; report %s", report.key, report.status, output)
     return 0
 
