@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -339,3 +340,49 @@ def test_docstring_examples_run():
         assert result.failed == 0, name
         attempted += result.attempted
     assert attempted >= 15
+
+
+def _axes_permuted(volume: Volume, order: tuple[int, int, int]) -> Volume:
+    """The same image stored with its voxel axes in another order (same world geometry)."""
+    affine = volume.affine.copy()
+    affine[:3, :3] = volume.affine[:3, :3][:, list(order)]
+    return Volume(np.ascontiguousarray(np.transpose(volume.array, order)), affine)
+
+
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 2, 0)], ids=["slices-first", "slices-second"])
+def test_swap_check_does_not_depend_on_the_voxel_axis_order(order):
+    phantom = pytest.importorskip("myoscan.phantom")
+    config = phantom.PhantomConfig(shape=(448, 266, 12), spacing_mm=(0.71, 0.71, 5.0))
+    ph = phantom.make_phantom("leg", "dixon", seed=0, config=config)
+    water, fat = (_axes_permuted(ph.images[name], order) for name in ("water", "fat"))
+    maps = process_dixon(water=water, fat=fat)  # axial slices along axis 0 or 1 of the arrays
+    assert not maps.swap.has_swap and maps.swap.swapped_fraction == 0.0
+
+
+def test_nan_voxels_do_not_fake_a_swap():
+    phantom = pytest.importorskip("myoscan.phantom")
+    ph = phantom.make_phantom("leg", "dixon", seed=0, config=phantom.PhantomConfig(shape=(160, 120, 24),
+                                                                                    noise=0.0))
+    water = ph.images["water"].array.copy()
+    water[119, 72, 16] = np.nan  # one voxel inside the left soleus
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NaN reaches the min-cut capacities
+        result = detect_swaps(water, ph.images["fat"].array, spacing_mm=ph.images["water"].spacing_mm)
+    assert not result.has_swap and result.swapped_fraction == 0.0
+    assert any("NaN" in note for note in result.notes)
+    maps = process_dixon(water=ph.images["water"].with_array(water), fat=ph.images["fat"])
+    assert np.isnan(maps.fat_fraction.array[119, 72, 16]) and not maps.swap.has_swap
+
+
+@pytest.mark.parametrize(("region", "shape", "noise", "seed"), [
+    ("leg", (160, 120, 24), 0.0, 1),
+    ("abdomen", None, 0.0, 0),
+    ("thigh", None, 0.005, 0),
+], ids=["leg-noise-free", "abdomen-noise-free", "thigh-high-snr"])
+def test_no_swap_reported_on_quiet_phantoms(region, shape, noise, seed):
+    phantom = pytest.importorskip("myoscan.phantom")
+    config = phantom.PhantomConfig(shape=shape, noise=noise)
+    ph = phantom.make_phantom(region, "dixon", seed=seed, config=config)
+    water, fat = ph.images["water"], ph.images["fat"]
+    result = detect_swaps(water.array, fat.array, spacing_mm=water.spacing_mm)
+    assert not result.has_swap and result.swapped_fraction == 0.0

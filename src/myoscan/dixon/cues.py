@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_MARROW_AREA_MM2",
+    "MIN_BODY_FRACTION",
     "body_mask",
     "brightness_cue",
     "expected_species",
@@ -28,17 +29,26 @@ __all__ = [
 ]
 
 
+#: The body is at least this bright (fraction of P99 of W + F), whatever the noise: in
+#: high-SNR or noise-free scans the noise floor drops to 2 % of P99 and would take in the
+#: partial-volume rim outside the skin, whose water-looking voxels then pose as a swapped
+#: outer layer (noise-free phantoms came out 25-100 % "swapped").
+MIN_BODY_FRACTION = 0.10
+
+
 def body_mask(total: np.ndarray, floor: float, slice_axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Body: smoothed W + F above a threshold, specks removed, holes filled; and the holes.
 
     Holes (bone cortex, air pockets between the thighs) are filled per slice and also
     returned, since they carry no species information. The threshold is the noise floor, raised to
     twice the background level in noisy scans (the background of W + F is the sum of two
-    Rician variables and reaches past the floor), but never above 25 % of P99.
+    Rician variables and reaches past the floor) and to :data:`MIN_BODY_FRACTION` of P99 in
+    quiet ones, but never above 25 % of P99.
     """
     p99 = float(np.percentile(total, 99.0))
     level = estimate_noise_level(total)
-    threshold = floor if not np.isfinite(level) else min(max(floor, 2.0 * level), 0.25 * p99)
+    raised = max(floor, MIN_BODY_FRACTION * p99, 2.0 * level if np.isfinite(level) else 0.0)
+    threshold = min(raised, 0.25 * p99)
     body = ndimage.binary_opening(ndimage.gaussian_filter(total, 1.0) > threshold)
     labels, n = ndimage.label(body)
     if n > 1:

@@ -82,6 +82,12 @@ def _pair(a: Volume, b: Volume) -> tuple[np.ndarray, np.ndarray]:
     return as_float64(a.array), as_float64(b.array)
 
 
+def _axial_axis(volume: Volume) -> int:
+    """Voxel axis closest to world z: the axis across axial slices, whatever the array order."""
+    matrix = volume.affine[:3, :3]
+    return int(np.argmax(np.abs(matrix[2]) / np.linalg.norm(matrix, axis=0)))
+
+
 def _as_volume(reference: Volume, array: np.ndarray, name: str) -> Volume:
     return Volume(np.asarray(array, dtype=np.float32), reference.affine.copy(), None,
                   {"source": reference.name, "map": name})
@@ -194,7 +200,7 @@ def process_dixon(
     swap = None
     if check_swaps:
         swap = detect_swaps(w, f, spacing_mm=water.spacing_mm, in_phase=ip, opposed_phase=op,
-                            floor=floor, config=config)
+                            slice_axis=_axial_axis(water), floor=floor, config=config)
         if swap.has_swap:
             log.info("swap check: swap found in %.1f %% of the body (%.0f mL)",
                      100 * swap.swapped_fraction, swap.swapped_volume_ml)

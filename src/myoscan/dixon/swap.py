@@ -218,18 +218,20 @@ def detect_swaps(
         raise InputError("give both in_phase and opposed_phase, or neither")
     spacing = tuple(float(s) for s in spacing_mm)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    floor = noise_floor(w + f) if floor is None else floor
-    body_full, holes_full = body_mask(w + f, floor, slice_axis)
-    probability = np.zeros(w.shape, dtype=np.float32)
-    full_mask = np.zeros(w.shape, dtype=bool)
-    if not body_full.any():
-        return SwapResult(probability, full_mask, body_full, voxel_ml, (), 0, ("no signal above the floor",))
     echoes = None
     if in_phase is not None:
         echoes = (as_float64(in_phase), as_float64(opposed_phase))
         if echoes[0].shape != w.shape or echoes[1].shape != w.shape:
             raise InputError(f"in-phase/opposed-phase shapes {echoes[0].shape}, {echoes[1].shape} differ "
                              f"from water/fat {w.shape}")
+    w, f, echoes, input_notes = _without_non_finite(w, f, echoes)
+    floor = noise_floor(w + f) if floor is None else floor
+    body_full, holes_full = body_mask(w + f, floor, slice_axis)
+    probability = np.zeros(w.shape, dtype=np.float32)
+    full_mask = np.zeros(w.shape, dtype=bool)
+    if not body_full.any():
+        return SwapResult(probability, full_mask, body_full, voxel_ml, (), 0,
+                          (*input_notes, "no signal above the floor"))
     box = ndimage.find_objects(body_full.astype(np.int8))[0]  # work inside the body's bounding box
     factors = tuple(max(1, int(config.analysis_mm // s)) for s in spacing)
     coarse = [subsample(a[box], factors) for a in (w, f, *(echoes or ()))]
@@ -244,7 +246,26 @@ def detect_swaps(
                                           config.min_region_ml / voxel_ml)
     full_mask[box] = mask
     probability[box] = np.where(inside, upsample(regional, factors, inside.shape), 0.0)
-    return SwapResult(probability, full_mask, body_full, voxel_ml, tuple(cues), n_regions, tuple(notes))
+    return SwapResult(probability, full_mask, body_full, voxel_ml, tuple(cues), n_regions,
+                      (*input_notes, *notes))
+
+
+def _without_non_finite(
+    w: np.ndarray, f: np.ndarray, echoes: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None, tuple[str, ...]]:
+    """Treat NaN/Inf voxels (of any input) as voxels without signal, with a note saying how many.
+
+    A single NaN would otherwise spread through the smoothing and the min-cut capacities
+    and could mark half the body as swapped.
+    """
+    arrays = (w, f, *(echoes or ()))
+    bad = ~np.logical_and.reduce([np.isfinite(a) for a in arrays])
+    n_bad = int(np.count_nonzero(bad))
+    if not n_bad:
+        return w, f, echoes, ()
+    w, f, *rest = (np.where(bad, 0.0, a) for a in arrays)
+    note = f"{n_bad} voxels with NaN/Inf in the inputs were treated as voxels without signal"
+    return w, f, (rest[0], rest[1]) if rest else None, (note,)
 
 
 
