@@ -906,3 +906,10 @@ def test_cli_outputs_appear_together_or_not_at_all(cohort_files, tmp_path, capsy
     assert code == 2
     assert "cohort_trend.json" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["cohort_trend.json"]
+
+
+def test_bad_value_examples_are_quoted_plainly():
+    from myoscan.cohort.logistic import binary_column
+
+    with pytest.raises(InputError, match=r"got 80\.4, 66\.2$"):
+        binary_column(pd.DataFrame({"age": [80.4, 66.2, 1.0]}), "age", source="p.tsv")

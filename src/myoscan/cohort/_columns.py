@@ -70,7 +70,8 @@ def unparsed_examples(values: pd.Series, parsed: pd.Series) -> tuple[int, str]:
     (1, "'x'")
     """
     bad = values[parsed.isna().to_numpy() & values.notna().to_numpy()]
-    return len(bad), ", ".join(repr(v) for v in pd.unique(bad)[:3])
+    plain = (v.item() if hasattr(v, "item") else v for v in pd.unique(bad)[:3])  # 80.4, not np.float64(80.4)
+    return len(bad), ", ".join(repr(v) for v in plain)
 
 
 def group_values(table: pd.DataFrame, column: str, *, source: str) -> pd.Series:
