@@ -58,3 +58,16 @@ def test_cli_unwritable_output_exits_2(tmp_path, capsys):
     assert main(["labels", "--scheme", "leg", "-o", str(tmp_path / "afile" / "leg.txt")]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err
+
+
+def test_write_json_turns_every_missing_value_into_null(tmp_path):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from myoscan.outputs import write_json
+
+    path = write_json({"na": pd.NA, "nat": pd.NaT, "nan": np.float32("nan"), "inf": float("inf"),
+                       "ok": np.int64(3)}, tmp_path / "a.json")
+    assert json.loads(path.read_text()) == {"na": None, "nat": None, "nan": None, "inf": None, "ok": 3}

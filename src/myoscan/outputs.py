@@ -192,7 +192,9 @@ def write_figure(figure: Figure, path: PathLike, *, dpi: float | None = None) ->
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, paths and NaN into plain JSON values (NaN -> null)."""
+    """Convert numpy scalars/arrays, paths and missing values into plain JSON values (NaN, NA -> null)."""
+    if value is pd.NA or value is pd.NaT:
+        return None
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
