@@ -421,3 +421,21 @@ def test_dicom_style_identifier_columns_never_reach_the_cohort_tables(tmp_path):
     assert list(cohort.columns) == ["subject", "name", "volume_ml", "age", "sex"]
     text = (tmp_path / "cohort_metrics.csv").read_text()
     assert "DOE" not in text and "Jane" not in text and "1960" not in text and "MRN" not in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("participant_id\tage\nsub-01\t50\nsub-01\t51\n", "sub-01 more than once"),
+        ('participant_id\tage\n"sub-01\t50\n', "cannot read"),
+        ("id\tage\nsub-01\t50\n", "no participant_id column"),
+    ],
+    ids=["duplicate-id", "malformed", "no-id-column"],
+)
+def test_bad_participants_table_exits_2_before_any_subject_runs(dataset, tmp_path, capsys, content, message):
+    (dataset / "participants.tsv").write_text(content)
+    out = tmp_path / "deriv"
+    assert main(["run", str(dataset), "-o", str(out), "--scheme", "leg", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list(out.rglob("*_provenance.json"))

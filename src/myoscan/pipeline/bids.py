@@ -140,11 +140,27 @@ def discover(
 
 
 def read_participants(dataset: PathLike) -> pd.DataFrame | None:
-    """Read ``participants.tsv`` of a BIDS dataset (``None`` if it has none)."""
+    """Read ``participants.tsv`` of a BIDS dataset (``None`` if it has none).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be parsed as TSV, has no ``participant_id`` column, or lists
+        a participant more than once (the cohort tables would repeat that subject).
+    """
     path = Path(dataset) / "participants.tsv"
     if not path.is_file():
         return None
-    table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # ParserError, UnicodeDecodeError ...
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read as a tab-separated table ({message})") from None
     if "participant_id" not in table.columns:
         raise InputError(f"{path}: has no participant_id column (BIDS requires one)")
+    repeated = table["participant_id"][table["participant_id"].duplicated()].astype(str).unique()
+    if len(repeated):
+        raise InputError(
+            f"{path}: lists {', '.join(repeated[:10])} more than once; keep one row per participant"
+        )
     return table

@@ -340,6 +340,7 @@ def run_pipeline(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; give a derivatives folder with -o")
     cases = discover(root, subjects=subjects, exclude=out)
+    read_participants(root)  # a broken participants.tsv is a bad argument: stop before any subject runs
     model_hash = model_sha256(config.model) if config.model else None  # a missing model fails here, once
     out.mkdir(parents=True, exist_ok=True)
     _dataset_description(out, root)
