@@ -282,3 +282,15 @@ def test_output_set_appears_together_or_not_at_all(tmp_path):
     write_output_set({tmp_path / "a.txt": lambda p: p.write_text("a"),
                       tmp_path / "b.txt": lambda p: p.write_text("b")})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_spacing_in_metres_is_a_clear_error_not_a_memory_traceback(tmp_path, capsys):
+    volume = shifted_volume((12, 10, 6), (2.0, 2.0, 3.0), (0.0, 0.0, 0.0))
+    with pytest.raises(InputError, match="give --spacing in millimetres"):
+        stitch_volumes([volume], spacing_mm=(0.002, 0.002, 0.003))
+    source = write_volume(volume, tmp_path / "station.nii.gz")
+    out = tmp_path / "out" / "fused.nii.gz"
+    assert main(["stitch", str(source), "-o", str(out), "--spacing", "0.002,0.002,0.003", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "11001 x 9001 x 5001 voxels" in err and err.count("\n") == 1
+    assert not out.parent.exists()

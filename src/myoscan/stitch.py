@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: Two stations overlapping by more than this share of the shorter one are duplicates.
 DUPLICATE_OVERLAP = 0.5
+#: Largest fused grid (voxels; 4 GB per float32 contrast): more means a wrong spacing (metres, not mm).
+MAX_GRID_VOXELS = 1_000_000_000
 #: Direction cosines of two stations may differ by this much and still count as one orientation.
 ORIENTATION_TOLERANCE = 1e-3
 #: Names that identify the contrasts of a Dixon set in file names, folder names and
@@ -300,7 +302,8 @@ def global_grid(stations: Sequence[Station], spacing_mm: Sequence[float] | None 
     Raises
     ------
     InputError
-        No stations, or an axis with a single slice everywhere and no ``spacing_mm``.
+        No stations, an axis with a single slice everywhere and no ``spacing_mm``, or a grid
+        of more than :data:`MAX_GRID_VOXELS` voxels (a spacing given in metres, say).
     """
     if not stations:
         raise InputError("no stations to fuse")
@@ -316,8 +319,15 @@ def global_grid(stations: Sequence[Station], spacing_mm: Sequence[float] | None 
                 raise InputError(f"every station has a single voxel along axis {axis}; give --spacing")
             step = min(steps)
         n = int(np.floor((high - low) / step + 1e-6)) + 1
-        coords.append(low + np.arange(n) * step)
-    return Grid((coords[0], coords[1], coords[2]), stations[0].direction)
+        coords.append((low, step, n))
+    size = float(np.prod([n for _, _, n in coords], dtype=np.float64))
+    if size > MAX_GRID_VOXELS:
+        shape = " x ".join(str(n) for _, _, n in coords)
+        spacing = ", ".join(f"{step:g}" for _, step, _ in coords)
+        raise InputError(f"the fused grid would have {shape} voxels ({size * 4 / 1e9:.0f} GB per contrast) at "
+                         f"{spacing} mm spacing; give --spacing in millimetres (e.g. 2,2,3)")
+    axes = [low + np.arange(n) * step for low, step, n in coords]
+    return Grid((axes[0], axes[1], axes[2]), stations[0].direction)
 
 
 def _axis_plan(source: np.ndarray, target: np.ndarray) -> tuple[slice, np.ndarray, np.ndarray] | None:
