@@ -188,6 +188,10 @@ def test_read_mask_folder_on_totalsegmentator_output(totalseg_dir):
     femur_id = next(i for i, n in names.items() if n == "femur_left")
     mask = np.asarray(nib.load(totalseg_dir / "example_seg_fast" / "femur_left.nii.gz").dataobj) > 0
     np.testing.assert_array_equal(labels.array == femur_id, mask)
+    # the label map is the folder's: messages about it name the folder, not its first mask file
+    assert labels.name == "example_seg_fast"
+    femur = nib.load(totalseg_dir / "example_seg_fast" / "femur_left.nii.gz")
+    np.testing.assert_array_equal(labels.affine, femur.affine)
 
 
 def test_read_mask_folder_rejects_overlaps(tmp_path):

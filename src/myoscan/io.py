@@ -719,4 +719,5 @@ def read_mask_folder(folder: PathLike) -> tuple[Volume, dict[int, str]]:
         labels[inside] = number
         names[number] = _MASK_NAME.match(file.name)["name"]  # type: ignore[index]
     assert reference is not None and labels is not None
-    return reference.with_array(labels), names
+    # The label map is the folder's: messages about it must name the folder, not its first mask.
+    return Volume(labels, reference.affine.copy(), source), names
