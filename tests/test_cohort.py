@@ -913,3 +913,35 @@ def test_bad_value_examples_are_quoted_plainly():
 
     with pytest.raises(InputError, match=r"got 80\.4, 66\.2$"):
         binary_column(pd.DataFrame({"age": [80.4, 66.2, 1.0]}), "age", source="p.tsv")
+
+
+@pytest.mark.parametrize(
+    ("exposure", "outcome", "use_tertiles", "match"),
+    [
+        ([5.0] * 40, [0, 1] * 20, True, "single value"),
+        ([5.0] * 40, [0, 1] * 20, False, "single value"),
+        ([0.0, 1.0] * 20, [0, 1] * 20, True, "high tertile is empty"),
+        (list(np.arange(40.0)), [0] * 40, True, "outcome is 0 for all 27"),
+        (list(np.arange(40.0)), [1] * 40, False, "outcome is 1 for all 40"),
+    ],
+    ids=["constant-exposure", "constant-exposure-per-sd", "binary-exposure", "no-events", "all-events"],
+)
+def test_logistic_degenerate_exposure_or_outcome_is_an_error(exposure, outcome, use_tertiles, match):
+    # a constant exposure gave OR 1.0 with p = 0.02 (every subject in the 'low' tertile), a
+    # 0/1 exposure an empty high tertile, an outcome without events a NaN row and exit 0
+    t = pd.DataFrame({"e": exposure, "y": outcome, "age": np.linspace(40, 80, 40)})
+    with pytest.raises(InputError, match=match):
+        logistic_regression(t, "e", ["y"], ["age"], use_tertiles=use_tertiles)
+
+
+def test_cli_logistic_constant_outcome_exits_2_and_writes_nothing(cohort_files, tmp_path, capsys):
+    participants = read_cohort_table(cohort_files / "participants.tsv").assign(fall=0)
+    path = tmp_path / "participants_no_falls.tsv"
+    participants.to_csv(path, sep="\t", index=False)
+    out = tmp_path / "out"
+    code = main(["cohort", "logistic", "--exposure", "pa_ratio", "--outcomes", "fall", "--metrics",
+                 str(cohort_files / "regional.csv"), "--participants", str(path), "-o", str(out), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outcome is 0 for all" in err[0]
+    assert not out.exists() or not any(out.iterdir())

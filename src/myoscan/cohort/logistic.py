@@ -23,7 +23,7 @@ from myoscan.cohort._columns import (
     text_codes,
     unparsed_examples,
 )
-from myoscan.cohort._data import complete_cases, per_label
+from myoscan.cohort._data import TooFewSubjectsError, complete_cases, per_label
 from myoscan.errors import InputError
 
 __all__ = [
@@ -245,7 +245,9 @@ def logistic_regression(
     Raises
     ------
     InputError
-        For unknown or non-numeric columns, non-binary outcomes, or too few subjects.
+        For unknown or non-numeric columns, non-binary outcomes, too few subjects, an
+        exposure with a single value (or an empty high or low tertile from tied values),
+        or an outcome that is the same for every complete subject.
 
     Examples
     --------
@@ -260,9 +262,21 @@ def logistic_regression(
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
         x = numeric_column(rows, exposure, source=source)
         covariates = encode_covariates(rows, adjust, source=source)
+        where = f" for {label}" if label else ""
+        if x.nunique() < 2:
+            raise TooFewSubjectsError(
+                f"{exposure}{where}: a single value in the {int(x.notna().sum())} subject(s) with one; "
+                "no exposure contrast to estimate"
+            )
         records = []
         if use_tertiles:
             groups, cuts = tertiles(x)
+            empty = [g for g in ("low", "high") if not (groups == g).any()]
+            if empty:  # tied values: e.g. a 0/1 exposure puts nobody above the 67th percentile
+                raise TooFewSubjectsError(
+                    f"{exposure}{where}: the {empty[0]} tertile is empty (cut points {cuts[0]:g} and "
+                    f"{cuts[1]:g}; too many tied values); use --per-sd or a finer exposure"
+                )
             term = f"{exposure}_high_tertile"
             predictor = (groups == "high").astype(float).where(groups.isin(["low", "high"]))
             extra = {f"{exposure}_cut_low": cuts[0], f"{exposure}_cut_high": cuts[1]}
@@ -300,7 +314,17 @@ def _counts(data: pd.DataFrame, term: str, use_tertiles: bool) -> dict[str, floa
 
 def _estimate(data: pd.DataFrame, term: str, alpha: float, what: str) -> dict[str, object]:
     y, design = data["_outcome"], data.drop(columns="_outcome")
+    if y.nunique() < 2:
+        raise TooFewSubjectsError(
+            f"{what}: the outcome is {int(y.iloc[0])} for all {len(y)} complete subject(s); "
+            "no odds ratio can be estimated"
+        )
     values = design[term].unique()
+    if len(values) < 2:
+        raise TooFewSubjectsError(
+            f"{what}: all {len(y)} complete subject(s) have the same exposure value or group; "
+            "no odds ratio can be estimated"
+        )
     cells = [y] if len(values) > 2 else [y[design[term] == value] for value in values]
     if any(cell.nunique() < 2 for cell in cells):
         warnings.warn(
