@@ -198,6 +198,25 @@ def test_dataset_layouts(tmp_path):
     assert (len(listed.cases), len(listed.validation)) == (1, 1)
 
 
+def test_bids_subject_without_labels_is_not_trained_on_another_pipelines_dseg(tmp_path):
+    # `myoscan phantom --n` writes tissue maps as derivatives/phantom/*_desc-tissue_dseg: a
+    # subject whose muscle labels are missing took its tissue map as label map (exit 0).
+    image, labels = tiny_case(0)
+    bids = tmp_path / "bids"
+    for sub in ("01", "02"):
+        write_volume(Volume(image, AFFINE), bids / f"sub-{sub}" / "anat" / f"sub-{sub}_water.nii.gz")
+        write_volume(Volume((labels > 0).astype(np.uint8), AFFINE), bids / "derivatives" / "phantom"
+                     / f"sub-{sub}" / "anat" / f"sub-{sub}_desc-tissue_dseg.nii.gz")
+    write_volume(Volume(labels, AFFINE), bids / "derivatives" / "labels" / "sub-01" / "anat"
+                 / "sub-01_dseg.nii.gz")
+    with pytest.raises(InputError, match=r"no label map \(\*_dseg.nii.gz under derivatives/labels/\) for sub-02"):
+        find_dataset(bids, ["water"])
+    write_volume(Volume(labels, AFFINE), bids / "derivatives" / "labels" / "sub-02" / "anat"
+                 / "sub-02_dseg.nii.gz")
+    cases = find_dataset(bids, ["water"]).cases
+    assert [c.label.parts[-4] for c in cases] == ["labels", "labels"]
+
+
 def test_several_datasets_are_pooled_and_validation_data_is_separate(tmp_path):
     a, b = write_pairs(tmp_path / "a", 2), write_pairs(tmp_path / "b", 1)
     held = write_pairs(tmp_path / "held", 1)

@@ -136,6 +136,13 @@ def _find_bids(root: Path, contrasts: Sequence[str]) -> Dataset:
                     f"{path.name}); keep one per subject/session or use a datalist JSON"
                 )
             images[key][contrast] = path
+    # Derivatives hold other segmentations too (phantom tissue maps, model outputs): once the
+    # dataset has derivatives/labels/, only it counts, so a subject without a label map there
+    # is an error rather than silently trained on another pipeline's dseg.
+    pipelines = {key: [p for p in found if p.relative_to(root / "derivatives").parts[0] == "labels"]
+                 for key, found in labels.items()}
+    if any(pipelines.values()):
+        labels = pipelines
     if not images:
         raise InputError(
             f"{root}: no BIDS images with contrast {', '.join(contrasts)} found (expected "
@@ -149,7 +156,8 @@ def _find_bids(root: Path, contrasts: Sequence[str]) -> Dataset:
                              f"all input contrasts ({', '.join(contrasts)})")
         label = _bids_label(labels.get(key, []), root, key)
         if label is None:
-            raise _missing_error(root, "no label map (*_dseg.nii.gz under derivatives/)", [key],
+            where = "derivatives/labels/" if labels is pipelines else "derivatives/"
+            raise _missing_error(root, f"no label map (*_dseg.nii.gz under {where})", [key],
                                  "add the label maps or remove the subjects without labels")
         cases.append(Case(key, tuple(images[key][c] for c in contrasts), label))
     return Dataset(root, "bids", tuple(cases))
