@@ -29,7 +29,7 @@ __all__ = [
 PV_SIGMA_PX = 0.6
 #: Fat share of the border voxels between two muscles (a fascial line).
 FASCIA_FAT = 0.22
-#: Below this total signal (fraction of muscle signal) the fat-fraction map is 0 (background).
+#: Below this total signal (fraction of muscle signal) the fat-fraction map is NaN (noise floor).
 FATFRAC_FLOOR = 0.05
 
 
