@@ -145,6 +145,27 @@ def test_water_without_fat_and_missing_file_exit_2(dixon_files, tmp_path, capsys
     assert "missing.nii.gz" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("role", "value", "expected"), [
+    ("fat", np.nan, "NaN or Inf voxels inside label(s) 7"),
+    ("fat", np.inf, "NaN or Inf voxels inside label(s) 7"),
+    ("water", -3.0, "1 voxels inside the labels are negative (min -3)"),
+])
+def test_bad_voxels_in_fat_or_water_exit_2_with_one_line(dixon_files, tmp_path, capsys, recwarn, role, value,
+                                                        expected):
+    image = read_volume(dixon_files[f"{role}.nii.gz"])
+    array = image.array.copy()
+    array[2, 2, 2] = value  # inside soleus_left (7)
+    bad = write_volume(image.with_array(array), tmp_path / f"bad_{role}.nii.gz")
+    images = {"fat": dixon_files["fat.nii.gz"], "water": dixon_files["water.nii.gz"], role: bad}
+    out = tmp_path / "o.csv"
+    assert run_cli("--seg", dixon_files["seg.nii.gz"], "--water", images["water"], "--fat", images["fat"],
+                   "-o", out, "-q") == 2
+    err = one_line_error(capsys)  # no RuntimeWarning lines before the error
+    assert f"bad_{role}.nii.gz" in err and expected in err
+    assert not out.exists()
+    assert [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+
+
 def test_empty_segmentation_exits_2(tmp_path, capsys):
     empty = write_volume(Volume(np.zeros((3, 3, 3), np.uint8), np.eye(4)), tmp_path / "empty.nii.gz")
     assert run_cli("--seg", empty, "-o", tmp_path / "o.csv", "-q") == 2

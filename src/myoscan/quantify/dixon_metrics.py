@@ -57,7 +57,8 @@ def voxelwise_fat_fraction(fat: np.ndarray, water: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(fat, dtype=np.float32)
     total = f + np.asarray(water, dtype=np.float32)
-    return np.divide(f, total, out=np.zeros_like(total), where=total != 0)
+    with np.errstate(invalid="ignore"):  # Inf / Inf: NaN/Inf voxels are reported by the caller
+        return np.divide(f, total, out=np.zeros_like(total), where=total != 0)
 
 
 def dixon_channels() -> dict[str, Channel]:
