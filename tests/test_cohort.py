@@ -945,3 +945,18 @@ def test_cli_logistic_constant_outcome_exits_2_and_writes_nothing(cohort_files, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outcome is 0 for all" in err[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_constant_measure_is_an_error_for_decline_and_correlation():
+    # decline_per_decade fitted rounding noise (slope 1e-17 per year, p = 3e-7, r2 = -inf);
+    # correlate returned r = NaN with exit 0
+    t = pd.DataFrame({"age": np.linspace(40, 85, 30), "sex": ["F", "M"] * 15, "tmv_cm3": 5.0})
+    with pytest.raises(InputError, match="tmv_cm3 has a single value"):
+        decline_per_decade(t, "tmv_cm3")
+    with pytest.raises(InputError, match="tmv_cm3 has a single value in the 15 subjects"):
+        correlate(t, "age", "tmv_cm3", by="sex")
+    # one constant label of a long table is skipped with a warning, the others analysed
+    long = pd.concat([t.assign(name="a"), t.assign(name="b", tmv_cm3=np.linspace(9, 7, 30))])
+    with pytest.warns(UserWarning, match="1 label"):
+        result = correlate(long, "age", "tmv_cm3")
+    assert result["name"].tolist() == ["b"] and result["r"].iloc[0] == pytest.approx(-1.0)

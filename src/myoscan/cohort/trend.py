@@ -242,7 +242,8 @@ def decline_per_decade(
 
     Fits ``measure = b0 + b1 age`` by OLS separately per group on the subjects inside
     the age strata; the change per decade is ``10 b1`` with CI ``10 b1 +/- 1.96 x 10
-    SE(b1)``. Negative values are a decline.
+    SE(b1)``. Negative values are a decline. A group with fewer than 3 subjects, a single
+    age or a single value of the measure is an error.
 
     Returns
     -------
@@ -267,6 +268,11 @@ def decline_per_decade(
             if len(cell) < 3 or cell["age"].nunique() < 2:
                 raise TooFewSubjectsError(
                     f"{measure} ~ {strata.age} in group {group}: {len(cell)} subject(s), need 3"
+                )
+            if cell["value"].nunique() < 2:  # OLS would return rounding noise with a tiny p
+                raise TooFewSubjectsError(
+                    f"{measure} ~ {strata.age} in group {group}: {measure} has a single value "
+                    f"({cell['value'].iloc[0]:g}) in the {len(cell)} subjects"
                 )
             fit = sm.OLS(cell["value"], sm.add_constant(cell[["age"]])).fit()
             slope, se = float(fit.params["age"]), float(fit.bse["age"])
@@ -465,7 +471,8 @@ def correlate(
     Raises
     ------
     InputError
-        For an unknown method or column, or fewer than 4 subjects.
+        For an unknown method or column, fewer than 4 subjects, or a column with a single
+        value in a group (r undefined).
 
     Examples
     --------
@@ -491,6 +498,11 @@ def correlate(
                 + (f" for {label}" if label else "")
             )
             cell = complete_cases(cell, minimum=MIN_CORRELATION_SUBJECTS, what=what)
+            constant = [name for name, column in ((x, "x"), (y, "y")) if cell[column].nunique() < 2]
+            if constant:
+                raise TooFewSubjectsError(
+                    f"{what}: {constant[0]} has a single value in the {len(cell)} subjects; r is undefined"
+                )
             if method == "pearson":
                 res = stats.pearsonr(cell["x"], cell["y"])
                 r, p = float(res.statistic), float(res.pvalue)
