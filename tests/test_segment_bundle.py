@@ -134,8 +134,18 @@ def test_unknown_architecture(bundle_dir):
     config = json.loads((bundle_dir / "config.json").read_text())
     config["architecture"]["name"] = "segformer"
     (bundle_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelError, match="unknown architecture 'segformer'"):
+    with pytest.raises(ModelError, match="unknown architecture 'segformer'") as info:
         load_bundle(bundle_dir)
+    assert str(info.value).startswith(f"{bundle_dir / 'config.json'}: ")  # the file to fix
+
+
+def test_invalid_config_names_the_bundle_file(bundle_dir):
+    config = json.loads((bundle_dir / "config.json").read_text())
+    config["inputs"]["contrasts"] = [*config["inputs"]["contrasts"], "outphase"]
+    (bundle_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError) as info:
+        load_bundle(bundle_dir)
+    assert str(info.value).startswith(f"{bundle_dir / 'config.json'}: architecture.params.in_channels")
 
 
 def test_weights_not_matching_architecture(bundle_dir):

@@ -211,8 +211,12 @@ def load_bundle(path: PathLike) -> ModelBundle:
     config = read_config(folder)
     weights = _require_file(folder, WEIGHTS_FILE)
     card = _require_file(folder, CARD_FILE).read_text(encoding="utf-8")
-    settings = parse_config(config)
-    network = build_network(config)
+    try:
+        settings = parse_config(config)
+        network = build_network(config)
+    except ModelError as exc:  # name the bundle's config file, not a bare "config.json"
+        message = str(exc).removeprefix(f"{CONFIG_FILE}: ")
+        raise ModelError(f"{folder / CONFIG_FILE}: {message}") from exc
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
