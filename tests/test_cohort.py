@@ -960,3 +960,18 @@ def test_constant_measure_is_an_error_for_decline_and_correlation():
     with pytest.warns(UserWarning, match="1 label"):
         result = correlate(long, "age", "tmv_cm3")
     assert result["name"].tolist() == ["b"] and result["r"].iloc[0] == pytest.approx(-1.0)
+
+
+def test_cli_bad_participants_column_names_the_participants_file(cohort_files, tmp_path, capsys):
+    participants = read_cohort_table(cohort_files / "participants.tsv")
+    participants["age"] = participants["age"].astype(object)
+    participants.loc[3, "age"] = "old"
+    path = tmp_path / "participants_bad_age.tsv"
+    participants.to_csv(path, sep="\t", index=False)
+    code = main(["cohort", "correlate", "--x", "age", "--y", "tmv_cm3", "--metrics",
+                 str(cohort_files / "regional.csv"), "--participants", str(path), "-o", str(tmp_path / "o"),
+                 "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    # it said "regional.csv: column 'age' must be numeric", naming the file without that column
+    assert "regional.csv joined with participants_bad_age.tsv: column 'age' must be numeric" in err

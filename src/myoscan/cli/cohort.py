@@ -327,7 +327,9 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict, str]:
     join = {"n_metrics_subjects": report.n_metrics_subjects, "n_participants": report.n_participants,
             "n_matched": report.n_matched, "metrics_only": list(report.metrics_only),
             "participants_only": list(report.participants_only)}  # fmt: skip
-    return table, join, args.metrics.name
+    # columns come from either file: name both, or a bad participants column blames the metrics file
+    source = args.metrics.name + (f" joined with {args.participants.name}" if args.participants else "")
+    return table, join, source
 
 
 def _write(args: argparse.Namespace, tables: dict[str, pd.DataFrame], figures: dict[str, Callable],
