@@ -115,6 +115,29 @@ def test_slicer_seg_nrrd_layers_are_merged_with_names(tmp_path):
     assert vol.spacing_mm == (2.0, 2.0, 3.0)
 
 
+def test_legacy_slicer_seg_nrrd_has_one_binary_layer_per_segment(tmp_path):
+    # Slicer <= 4.10 writes no Segment<i>_Layer / _LabelValue: segment i is the binary layer i
+    # (Slicer reads them so); they must not all be looked up in layer 0 as values 1, 2, 3.
+    layers = np.zeros((3, 4, 3, 2), np.uint8)
+    layers[0, 0, :, :] = 1  # 6 voxels
+    layers[1, 1, :2, 0] = 1  # 2 voxels
+    layers[2, 2:, :, 1] = 1  # 6 voxels
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.array([[np.nan] * 3, [1.0, 0, 0], [0, 1.0, 0], [0, 0, 2.0]]),
+        "space origin": np.array([0.0, 0.0, 0.0]),
+        "kinds": ["list", "domain", "domain", "domain"],
+    }
+    for i, name in enumerate(["soleus_left", "tibia_left", "gastrocnemius_left"]):
+        header.update({f"Segment{i}_ID": f"Segment_{i + 1}", f"Segment{i}_Name": name,
+                       f"Segment{i}_Color": "1 0 0", f"Segment{i}_Extent": "0 3 0 2 0 1"})
+    nrrd.write(str(tmp_path / "old.seg.nrrd"), layers, header)
+    vol = read_volume(tmp_path / "old.seg.nrrd")
+    assert vol.meta["segment_names"] == {1: "soleus_left", 2: "tibia_left", 3: "gastrocnemius_left"}
+    for number in (1, 2, 3):
+        np.testing.assert_array_equal(vol.array == number, layers[number - 1] == 1)
+
+
 def test_dicom_series_sorted_rescaled_and_geometry_matches_simpleitk(tmp_path):
     rng = np.random.default_rng(1)
     stored = rng.integers(0, 2000, size=(5, 6, 7)).astype(np.int16)  # (slices, rows, cols)

@@ -284,18 +284,23 @@ def _nrrd_affine(header: Mapping[str, Any], path: Path) -> tuple[np.ndarray, lis
     return affine, spatial_axes
 
 
-def _slicer_segments(header: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Segment records (name, layer, label value, colour) of a 3D Slicer .seg.nrrd header."""
+def _slicer_segments(header: Mapping[str, Any], layered: bool) -> list[dict[str, Any]]:
+    """Segment records (name, layer, label value, colour) of a 3D Slicer .seg.nrrd header.
+
+    Files of Slicer <= 4.10 have no ``Layer``/``LabelValue`` fields: each segment is a binary
+    mask in its own layer (4D data), which Slicer reads as layer = segment index, value 1.
+    """
     segments = []
     index = 0
     while f"Segment{index}_ID" in header:
         prefix = f"Segment{index}_"
         color = [float(c) for c in str(header.get(prefix + "Color", "0.5 0.5 0.5")).split()]
+        legacy = layered and prefix + "Layer" not in header
         segments.append({
             "id": header[prefix + "ID"],
             "name": header.get(prefix + "Name", header[prefix + "ID"]),
-            "layer": int(header.get(prefix + "Layer", 0)),
-            "label_value": int(header.get(prefix + "LabelValue", index + 1)),
+            "layer": int(header.get(prefix + "Layer", index if legacy else 0)),
+            "label_value": int(header.get(prefix + "LabelValue", 1 if legacy else index + 1)),
             "color": color,
         })
         index += 1
@@ -345,7 +350,7 @@ def _read_nrrd(path: Path) -> Volume:
     except Exception as exc:  # pynrrd raises NRRDError, OSError, ValueError ...
         raise InputError(f"{path.name}: cannot read NRRD ({exc}); the file may be corrupt") from exc
     affine, spatial_axes = _nrrd_affine(header, path)
-    segments = _slicer_segments(header)
+    segments = _slicer_segments(header, layered=data.ndim == 4)
     meta: dict[str, Any] = {}
     if segments:
         data, names = _merge_slicer_layers(data, spatial_axes, segments, path)
