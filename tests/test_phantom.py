@@ -133,6 +133,20 @@ def test_thigh_pa_ratio_from_hamstrings_and_quadriceps():
     assert 0.3 < ph.truth["regional"]["pa_ratio"] < 0.7  # seed 001 tertiles 0.41-0.48
 
 
+def test_thigh_default_grid_every_muscle_keeps_an_eroded_core_and_its_imf():
+    # Seed 2 is a small subject; the hip rotators and pectineus were 5-11 mL (references
+    # 25-50 mL) and vanished under the 3x3x3 erosion at 2 x 2 x 5 mm, leaving quantify's IMF NaN.
+    ph = make_phantom("thigh", "dixon", seed=2, config=PhantomConfig(noise=0.0))
+    truth = truth_table(ph)
+    muscle = truth[truth["tissue"] == "muscle"]
+    assert (muscle["n_voxels_eroded"] >= 10).all(), muscle.loc[muscle["n_voxels_eroded"] < 10, "name"].tolist()
+    small = muscle[muscle["name"].str.match("(quadratus_femoris|pectineus|obturator_externus)_")]
+    assert (small["volume_ml"] > 10).all()
+    measured = quantify_dixon(ph).set_index("label_id").loc[muscle.index, "imf_pct"]
+    assert measured.notna().all()
+    np.testing.assert_allclose(measured, muscle["imf_pct"], atol=1e-3)
+
+
 @pytest.mark.parametrize("noise", [0.0, None], ids=["noise-free", "default-noise"])
 def test_ct_mean_hu_recovered(noise):
     ph = make_phantom("leg", "ct", seed=5, config=PhantomConfig(spacing_mm=(1.6, 1.6, 6.0), noise=noise))
