@@ -330,6 +330,20 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags", [("--water", "--fat"), ("--in-phase", "--opposed-phase")])
+def test_cli_all_nan_image_is_named_exit_2(tmp_path, capsys, flags):
+    rng = np.random.default_rng(0)
+    write_volume(Volume(rng.uniform(50, 500, (8, 8, 4)).astype(np.float32), np.eye(4)), tmp_path / "good.nii.gz")
+    write_volume(Volume(np.full((8, 8, 4), np.nan, np.float32), np.eye(4)), tmp_path / "empty.nii.gz")
+    out = tmp_path / "out"
+    argv = ["dixon", flags[0], str(tmp_path / "good.nii.gz"), flags[1], str(tmp_path / "empty.nii.gz"),
+            "--noise-floor", "5", "-o", str(out), "-q"]
+    assert main(argv) == 2  # with --noise-floor it wrote all-NaN maps and exit 0
+    err = capsys.readouterr().err
+    assert "empty.nii.gz: every voxel is NaN or infinite" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_docstring_examples_run():
     import doctest
     import importlib

@@ -79,7 +79,12 @@ def _pair(a: Volume, b: Volume) -> tuple[np.ndarray, np.ndarray]:
     require_3d(a)
     require_3d(b)
     check_same_grid(a, b)
-    return as_float64(a.array), as_float64(b.array)
+    arrays = as_float64(a.array), as_float64(b.array)
+    for volume, array in zip((a, b), arrays, strict=True):
+        if not np.isfinite(array).any():
+            raise InputError(f"{volume.name or 'image'}: every voxel is NaN or infinite; check that this is "
+                             "the right file (an unmasked export, not an empty map)")
+    return arrays
 
 
 def _axial_axis(volume: Volume) -> int:
