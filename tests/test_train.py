@@ -257,6 +257,24 @@ def test_a_nan_voxel_in_a_training_image_is_an_input_error(tmp_path, tiny_config
         prepare_case(case, settings, channel_lookup(structures, "leg"))
 
 
+def test_a_training_case_failing_preparation_is_a_one_line_error(tmp_path, capsys):
+    # MONAI's CacheDataset wrapped the InputError in RuntimeError: a traceback and exit 1
+    data = write_pairs(tmp_path / "d", 3)
+    for s in range(3):  # whichever case the seeded split puts into training
+        image = read_volume(data / f"case{s}_water.nii.gz")
+        array = image.array.copy()
+        array[3, 3, 1] = np.nan
+        write_volume(image.with_array(array), data / f"case{s}_water.nii.gz")
+    out = tmp_path / "m"
+    code = main(["train", "--config", "leg-2d-unet", "--data", str(data), "-o", str(out),
+                 "--max-iterations", "2", "-q", "--set", "validation.fraction=0.0",
+                 *sum([["--set", s] for s in TINY], [])])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "_water.nii.gz: 1 voxel(s) are NaN" in err, err
+    assert not out.exists() and not work_dir_of(out).exists()
+
+
 # --------------------------------------------------------------------------- augmentation
 
 

@@ -27,7 +27,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import pandas as pd
 import torch
 
 from myoscan._typing import PathLike
-from myoscan.errors import InputError
+from myoscan.errors import InputError, MyoscanError
 from myoscan.outputs import atomic_path, write_table
 from myoscan.train.augment import swap_lookup
 from myoscan.train.config import TrainConfig, bundle_config, load_config, output_structures
@@ -313,6 +314,25 @@ def _check_outputs(out_dir: Path, work: Path, resume: bool) -> None:
         raise InputError(f"{out_dir}: already exists; choose another output folder or delete it")
 
 
+@contextmanager
+def _unwrap_transform_errors() -> Iterator[None]:
+    """Re-raise a myoscan error that MONAI wrapped while applying a transform.
+
+    MONAI's ``apply_transform`` turns every exception of a transform into
+    ``RuntimeError("applying transform ...")``; a case that fails preparation (no voxel
+    spacing, NaN voxels, non-integer labels) must still end in its own one-line error.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, MyoscanError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def _setup(cfg: TrainConfig, dataset: Dataset, work: Path, resume: bool, device: str,
            show_progress: bool) -> _Run:
     """Split, cache and prepare the data; build network, optimiser, schedule; restore a checkpoint."""
@@ -517,8 +537,9 @@ def train(
     out_dir, work = Path(out_dir), work_dir_of(out_dir)
     _check_outputs(out_dir, work, resume)
     dataset = _resolve_dataset(data, cfg, validation_data)
-    run = _setup(cfg, dataset, work, resume, device, show_progress)
-    _fit(run, show_progress)
+    with _unwrap_transform_errors():
+        run = _setup(cfg, dataset, work, resume, device, show_progress)
+        _fit(run, show_progress)
     if not run.state.history:  # resumed a finished run that never validated
         _validation_step(run, float("nan"))
     _save(run)
