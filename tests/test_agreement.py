@@ -361,3 +361,16 @@ def test_cli_bad_plots_folder_writes_no_table(tmp_path, capsys):
                  "--measure", "volume_ml", "-o", str(out), "--plots", str(tmp_path / "plots"), "-q"]) == 2
     assert "plots" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_missing_subjects_are_reported_in_one_plain_line(tmp_path, capsys):
+    cnn, gt = _tables()
+    cnn[cnn["subject"] != cnn["subject"].iloc[0]].to_csv(tmp_path / "cnn.csv", index=False)
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    code = main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "gt.csv"),
+                 "--measure", "volume_ml", "-o", str(tmp_path / "out.csv"), "-q"])
+    assert code == 0
+    err = capsys.readouterr().err
+    # it was "agreement.py:84: UserWarning: cnn: ..." followed by a line of source code
+    assert err.startswith(f"myoscan: cnn: no rows for 1 subject present in another table ({gt['subject'].iloc[0]})")
+    assert len(err.strip().splitlines()) == 1 and "UserWarning" not in err
