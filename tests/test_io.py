@@ -205,6 +205,20 @@ def test_check_same_grid_names_both_files_and_difference():
         check_same_grid(Volume(np.zeros((2, 2, 3)), np.eye(4)), c)
 
 
+def test_gantry_tilted_series_is_refused_not_sheared(tmp_path):
+    import pydicom
+
+    stored = np.zeros((6, 4, 5), np.int16)
+    folder = write_series(tmp_path / "tilt", stored, slice_spacing=2.5)
+    for file in folder.iterdir():  # 15 degree tilt: each slice shifted along the columns
+        ds = pydicom.dcmread(file)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [f"{x:.6f}", f"{y + z * np.tan(np.deg2rad(15)):.6f}", f"{z:.6f}"]
+        ds.save_as(file)
+    with pytest.raises(InputError, match=r"not stacked along their normal \(up to 3.35 mm off"):
+        read_dicom_series(folder)
+
+
 def test_read_mask_folder_on_totalsegmentator_output(totalseg_dir):
     labels, names = read_mask_folder(totalseg_dir / "example_seg_fast")
     assert len(names) == len(list((totalseg_dir / "example_seg_fast").glob("*.nii.gz")))

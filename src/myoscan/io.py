@@ -446,6 +446,25 @@ def _slice_geometry(datasets: list[Any], folder: Path) -> tuple[np.ndarray, np.n
     return row_dir, col_dir, normal / np.linalg.norm(normal)
 
 
+#: Largest in-plane offset (mm) of a slice from the line through the first slice along the normal.
+_SHEAR_TOLERANCE_MM = 0.1
+
+
+def _refuse_sheared_stack(positions: np.ndarray, along: np.ndarray, normal: np.ndarray, folder: Path) -> None:
+    """Slices must be stacked along their normal; a gantry-tilted CT is not (it is sheared).
+
+    A volume with one direction per axis cannot hold a sheared stack: reading it anyway would
+    put far slices millimetres off in the world, so it is refused (dcm2niix corrects the tilt).
+    """
+    offsets = positions - positions[0] - np.outer(along - along[0], normal)
+    shift = float(np.linalg.norm(offsets, axis=1).max()) if len(positions) > 1 else 0.0
+    if shift > _SHEAR_TOLERANCE_MM:
+        raise InputError(
+            f"{folder}: slices are not stacked along their normal (up to {shift:.2f} mm off; a "
+            "gantry-tilted or sheared series); convert it with dcm2niix, which corrects the tilt"
+        )
+
+
 def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Volume:
     """Read one DICOM series from a folder into a RAS :class:`Volume`.
 
@@ -510,6 +529,7 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
     files = [files[i] for i in order]
     positions = positions[order]
     along = positions @ normal
+    _refuse_sheared_stack(positions, along, normal, folder)
     if len(datasets) > 1:
         gaps = np.diff(along)
         if np.any(gaps < 1e-3):
