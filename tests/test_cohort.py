@@ -975,3 +975,15 @@ def test_cli_bad_participants_column_names_the_participants_file(cohort_files, t
     assert code == 2 and len(err.splitlines()) == 1
     # it said "regional.csv: column 'age' must be numeric", naming the file without that column
     assert "regional.csv joined with participants_bad_age.tsv: column 'age' must be numeric" in err
+
+
+def test_trend_test_scores_strata_by_their_place_when_one_is_empty():
+    # no subject in 50-59: the 40s, 60s and 70s are scored 0, 2, 3 (they were 0, 1, 2)
+    ages = np.r_[np.full(20, 45.0), np.full(20, 65.0), np.full(20, 75.0)]
+    below = np.r_[np.repeat([1.0, 9.0], [2, 18]), np.repeat([1.0, 9.0], [6, 14]), np.repeat([1.0, 9.0], [12, 8])]
+    t = pd.DataFrame({"age": ages, "v": below + np.linspace(0, 0.1, 60)})
+    tests = age_trend(t, "v", AgeStrata(by=None, edges=(40, 50, 60, 70), cutoff=5.0)).trend_tests
+    z, p = cochran_armitage([2, 6, 12], [20, 20, 20], [0, 2, 3])
+    assert tests["cochran_armitage_z"].iloc[0] == pytest.approx(z)
+    assert tests["p"].iloc[0] == pytest.approx(p)
+    assert z != pytest.approx(cochran_armitage([2, 6, 12], [20, 20, 20])[0])

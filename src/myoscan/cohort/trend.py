@@ -346,10 +346,11 @@ def cochran_armitage(
     return float(z), float(2 * stats.norm.sf(abs(z)))
 
 
-def proportion_trend(strata: pd.DataFrame) -> pd.DataFrame:
+def proportion_trend(strata: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
     """Cochran-Armitage trend of ``pct_below`` across the age strata of :func:`strata_summary`.
 
-    Strata are scored 0, 1, 2, ... in age order.
+    Strata are scored 0, 1, 2, ... in age order: by their position in ``order`` (every
+    stratum defined, so an empty one still counts as a step), else by row order.
 
     Returns
     -------
@@ -374,7 +375,8 @@ def proportion_trend(strata: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ("name", "group") if c in strata.columns]
     records = []
     for key, cells in strata.groupby(keys, sort=False):
-        z, p = cochran_armitage(cells["n_below"], cells["n"])
+        scores = None if order is None else [list(order).index(str(k)) for k in cells["age_stratum"]]
+        z, p = cochran_armitage(cells["n_below"], cells["n"], scores)
         record = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         n, below = int(cells["n"].sum()), int(cells["n_below"].sum())
         record.update(n=n, n_below=below, pct_below=100.0 * below / n, n_strata=len(cells),
@@ -413,7 +415,11 @@ def age_trend(
     """
     summary = strata_summary(table, measure, strata, labels=labels, source=source)
     decline = decline_per_decade(table, measure, strata, labels=labels, source=source)
-    return AgeTrend(summary, decline, proportion_trend(summary) if strata.cutoff is not None else None)
+    if strata.cutoff is None:
+        return AgeTrend(summary, decline, None)
+    # score strata by their place among all defined strata: a stratum empty for a group is still a step
+    order = [str(c) for c in age_strata(pd.Series([], dtype=float), strata.edges).cat.categories]
+    return AgeTrend(summary, decline, proportion_trend(summary, order))
 
 
 def fisher_z_ci(r: float, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
