@@ -108,6 +108,43 @@ def test_shipped_configs_reproduce_the_seed_settings(name, expected):
         assert getattr(getattr(cfg, section), field_) == value, key
 
 
+def test_shipped_configs_reproduce_every_stated_seed_number():
+    # the numbers each paper states, one by one (the parametrised test above checks a few)
+    leg = load_config("leg-2d-unet")
+    assert leg.architecture.params == {"channels": [64, 128, 256, 512, 1024], "strides": [2, 2, 2, 2],
+                                       "num_res_units": 2, "norm": "instance", "act": "leakyrelu"}
+    assert (leg.sampling.num_samples, leg.training.max_iterations, leg.training.schedule) == (1, 150000, "constant")
+    assert leg.inputs.contrasts == ("water",)
+
+    thigh = load_config("thigh-unetr")
+    assert (thigh.training.weight_decay, thigh.training.loss, thigh.training.max_epochs) == (1e-5, "dice_ce", 12000)
+    assert thigh.preprocessing["target_spacing_mm"] == [1.5, 1.5, 2.0]
+    assert thigh.preprocessing["intensity"] == {"mode": "window", "window": [80.0, 450.0], "clip": True}
+    assert thigh.validation.patience > 0  # early stopping
+    assert {k: thigh.architecture.params[k] for k in ("img_size", "hidden_size", "norm_name", "res_block")} == {
+        "img_size": [96, 96, 96], "hidden_size": 768, "norm_name": "instance", "res_block": True}
+
+    cervical = load_config("cervical-3d")
+    assert cervical.training.batch_size * cervical.sampling.num_samples == 3  # "batch size = 3"
+    assert (cervical.training.max_iterations, cervical.augmentation.elastic_sigma_mm) == (100000, 10.0)
+    assert cervical.validation.fraction == 0.0  # validated on the non-augmented training images
+    assert cervical.sampling.roi_size == (352, 240, 32)  # 360 -> 352, VNet needs multiples of 16
+
+    abdomen = load_config("abdomen-ct-resunet")
+    assert abdomen.preprocessing["intensity"]["window"] == [40.0 - 200.0, 40.0 + 200.0]  # W400 / L40
+    assert (abdomen.architecture.params["num_res_units"], abdomen.architecture.params["norm"],
+            abdomen.architecture.params["act"]) == (4, "batch", "prelu")
+    assert len(abdomen.architecture.params["channels"]) == 4  # 4 encoding / 3 decoding blocks
+    factor = lr_factor(abdomen, 300)  # 100 epochs at 1e-4, 100 at 1e-5, 100 at 1e-6
+    assert [round(abdomen.training.lr * factor(e), 12) for e in (0, 99, 100, 199, 200, 299)] == [
+        1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6]
+    assert abdomen.postprocessing["fill_holes"] is True
+
+    thigh_ct = load_config("thigh-ct-unetr")
+    assert (thigh_ct.sampling.roi_size, thigh_ct.sampling.num_samples) == ((96, 96, 96), 4)
+    assert thigh_ct.preprocessing["crop_foreground"] is True
+
+
 def test_seed002_config_keeps_the_papers_relu_activation():
     # seed 002 Training: "activation function = ReLu"; docs/segment.md says the VNet uses ReLU
     cfg = load_config("cervical-3d")
