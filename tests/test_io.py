@@ -89,6 +89,30 @@ def test_nrrd_ras_space_and_detached_header(tmp_path):
     assert vol.spacing_mm == (1.5, 2.0, 2.5)
 
 
+@pytest.mark.parametrize("header", [
+    {"spacings": [0.5, 0.7, 3.0]},
+    {"spacings": [0.5, 0.7, 3.0], "axis mins": [10.0, 20.0, 30.0]},
+    {"spacings": [0.5, 0.7, 3.0], "axis mins": [10.0, 20.0, 30.0], "centerings": ["node"] * 3},
+], ids=["spacings", "axis-mins", "node-centred"])
+def test_nrrd_with_spacings_only_is_placed_like_simpleitk(tmp_path, header):
+    # NRRD without a world space (per-axis spacings, as older tools write) is valid; it was refused
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    nrrd.write(str(tmp_path / "s.nrrd"), data, header)
+    vol = read_volume(tmp_path / "s.nrrd")
+    np.testing.assert_array_equal(vol.array, data)
+    assert vol.spacing_mm == pytest.approx((0.5, 0.7, 3.0))
+    image = sitk.ReadImage(str(tmp_path / "s.nrrd"))
+    for index in [(0, 0, 0), (1, 2, 3)]:
+        expected = vol.affine @ np.array([*index, 1.0])
+        np.testing.assert_allclose(sitk_voxel_to_ras(image, index), expected[:3], atol=1e-6)
+
+
+def test_nrrd_without_any_spacing_is_a_one_line_error(tmp_path):
+    nrrd.write(str(tmp_path / "n.nrrd"), np.zeros((2, 2, 2), np.int16))
+    with pytest.raises(InputError, match="no 'space directions' and no 3 'spacings'"):
+        read_volume(tmp_path / "n.nrrd")
+
+
 def test_slicer_seg_nrrd_layers_are_merged_with_names(tmp_path):
     # Two layers: segment A (value 1) and B (value 2) on layer 0, C (value 1) on layer 1
     # overlapping A at one voxel. Label values collide -> segments renumbered 1..3.

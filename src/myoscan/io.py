@@ -264,7 +264,7 @@ def _nrrd_affine(header: Mapping[str, Any], path: Path) -> tuple[np.ndarray, lis
     """RAS affine of an NRRD header and the indices of its spatial axes."""
     directions = header.get("space directions")
     if directions is None:
-        raise InputError(f"{path.name}: NRRD header has no 'space directions'; voxel spacing unknown")
+        return _nrrd_axis_aligned_affine(header, path)
     spatial_axes = [
         axis for axis, vector in enumerate(directions)
         if vector is not None and np.all(np.isfinite(np.asarray(vector, dtype=float)))
@@ -282,6 +282,29 @@ def _nrrd_affine(header: Mapping[str, Any], path: Path) -> tuple[np.ndarray, lis
     elif space not in _SPACES_RAS:
         raise InputError(f"{path.name}: unsupported NRRD space {space!r}; expected LPS or RAS")
     return affine, spatial_axes
+
+
+def _nrrd_axis_aligned_affine(header: Mapping[str, Any], path: Path) -> tuple[np.ndarray, list[int]]:
+    """Affine of an NRRD without a world space: per-axis ``spacings`` (and ``axis mins``).
+
+    Read as ITK/SimpleITK read it: axes along LPS x, y, z; the origin is 0, or the axis
+    minimum plus half a voxel for cell-centred axes (NRRD's default centering).
+    """
+    spacings = np.asarray(header.get("spacings", []), dtype=float)
+    spatial_axes = [axis for axis, value in enumerate(spacings) if np.isfinite(value) and value != 0]
+    if len(spatial_axes) != 3:
+        raise InputError(f"{path.name}: NRRD header has no 'space directions' and no 3 'spacings'; "
+                         "the voxel spacing is unknown")
+    spacing = spacings[spatial_axes]
+    origin = np.zeros(3)
+    if "axis mins" in header:
+        mins = np.asarray(header["axis mins"], dtype=float)[spatial_axes]
+        centerings = list(header.get("centerings", [])) or ["cell"] * len(spacings)
+        half = np.array([0.0 if str(centerings[a]).lower() == "node" else 0.5 for a in spatial_axes])
+        origin = np.where(np.isfinite(mins), mins + half * spacing, 0.0)
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = origin
+    return _LPS_TO_RAS @ affine, spatial_axes
 
 
 def _slicer_segments(header: Mapping[str, Any], layered: bool) -> list[dict[str, Any]]:
