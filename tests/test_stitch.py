@@ -294,3 +294,29 @@ def test_spacing_in_metres_is_a_clear_error_not_a_memory_traceback(tmp_path, cap
     err = capsys.readouterr().err
     assert "11001 x 9001 x 5001 voxels" in err and err.count("\n") == 1
     assert not out.parent.exists()
+
+
+def test_cli_rejects_a_coronal_station_among_axial_ones(stations, tmp_path, capsys):
+    # Row x col normal along -y (LPS): a coronal series; it was "reoriented" and fused (or even
+    # dropped the axial station as a duplicate) instead of being rejected as inconsistent.
+    coronal = lattice_values()[:N_ROWS, :, :N_COLS]
+    write_series(tmp_path / "coronal", coronal, origin_lps=(-20.0, -15.0, -100.0), col_dir=(0.0, 0.0, -1.0),
+                 pixel_spacing=(3.0, 2.0), slice_spacing=1.5, slope=SLOPE, intercept=INTERCEPT, modality="MR")
+    out = tmp_path / "out" / "fused.nii.gz"
+    assert main(["stitch", str(stations / "A"), str(tmp_path / "coronal"), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "coronal: its slices are coronal while the first station's are axial" in err
+    assert err.count("\n") == 1 and not out.parent.exists()
+    with pytest.raises(InputError, match="its slices are axial while the first station's are coronal"):
+        stitch_volumes([tmp_path / "coronal", stations / "A"])
+
+
+def test_duplicates_with_equal_times_keep_the_last_listed_and_say_so(tmp_path):
+    volume = shifted_volume((6, 6, 8), (2.0, 2.0, 3.0), (0.0, 0.0, 0.0))
+    first = Volume(volume.array, volume.affine, Path("first.nii.gz"), {"SeriesTime": "101500"})
+    second = Volume(volume.array + 1, volume.affine, Path("second.nii.gz"), {"SeriesTime": "101500"})
+    with pytest.warns(UserWarning, match="acquired at the same time; kept the one listed last"):
+        result = stitch_volumes([first, second])
+    assert [d["name"] for d in result.dropped] == ["first.nii.gz"]
+    assert "acquired later" not in result.dropped[0]["reason"]
+    np.testing.assert_allclose(result.volumes["image"].array, volume.array + 1, atol=1e-4)

@@ -22,9 +22,10 @@ overlapping *stations*. :func:`stitch_volumes` fuses them as seed 001 describes:
 Every contrast of a Dixon set (water, fat, in-phase, opposed-phase) is fused onto the
 same grid by :func:`stitch_contrasts`, so the fused images stay voxel-aligned.
 
-Stations must share one orientation up to axis order and direction (for example all
-axial). Stations rotated against each other cannot be fused by stacking and raise an
-:class:`~myoscan.errors.InputError`.
+Stations must share one orientation up to the direction of their axes and the order of
+their in-plane axes (for example all axial). Stations rotated against each other, or
+acquired in different planes (an axial and a coronal station), cannot be fused by stacking
+and raise an :class:`~myoscan.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -207,6 +208,14 @@ def _as_station(volume: Volume, reference: np.ndarray | None, name: str) -> Stat
             f"{name}: its orientation differs from the first station by {angle:.1f} degrees; stations "
             "must share one orientation (oblique or mixed-orientation stations cannot be stacked) - "
             "resample them onto a common grid first"
+        )
+    if target[2] != 2:  # the slice axis lies in the first station's slice plane
+        planes = ("sagittal", "coronal", "axial")
+        own_plane, ref_plane = (planes[int(np.argmax(np.abs(m[:, 2])))] for m in (own, ref))
+        raise InputError(
+            f"{name}: its slices are {own_plane if own_plane != ref_plane else 'differently oriented'} while "
+            f"the first station's are {ref_plane}; stations must share one slice orientation - fuse "
+            "stations of one acquisition plane"
         )
     signs = np.sign(overlap[target, np.arange(3)])
     origin = ref.T @ volume.affine[:3, 3]
@@ -424,7 +433,7 @@ def drop_duplicates(
 
     Two stations are duplicates when they overlap along the stacking axis by more than
     ``overlap`` of the shorter one. The latest SeriesTime/AcquisitionTime wins; without
-    times the station listed last wins, with a warning.
+    times (or with equal ones) the station listed last wins, with a warning.
 
     Returns
     -------
@@ -445,10 +454,15 @@ def drop_duplicates(
             shared = min(hi, hi_j) - max(lo, lo_j)
             if shared > overlap * min(hi - lo, hi_j - lo_j) and shared > 0:
                 timed = stations[i].acquired is not None and stations[j].acquired is not None
-                reason = (f"covers the same {shared:.0f} mm as {stations[j].name}, acquired later"
-                          if timed else f"covers the same {shared:.0f} mm as {stations[j].name}; no "
-                          "acquisition times, kept the one listed last")
-                if not timed:
+                if timed and stations[j].acquired != stations[i].acquired:
+                    reason = f"covers the same {shared:.0f} mm as {stations[j].name}, acquired later"
+                elif timed:
+                    reason = (f"covers the same {shared:.0f} mm as {stations[j].name}, acquired at the same "
+                              "time; kept the one listed last")
+                else:
+                    reason = (f"covers the same {shared:.0f} mm as {stations[j].name}; no acquisition times, "
+                              "kept the one listed last")
+                if not timed or stations[j].acquired == stations[i].acquired:  # no time decided it
                     warnings.warn(f"{stations[i].name}: {reason}", stacklevel=2)
                 log.warning("duplicate station %s dropped: %s", stations[i].name, reason)
                 dropped.append({"name": stations[i].name, "kept_instead": stations[j].name,
