@@ -434,3 +434,21 @@ def test_cli_bad_summary_path_writes_neither_table(tmp_path, capsys):
     assert code == 2
     assert "xlsx" in capsys.readouterr().err
     assert not out.exists()  # the per-case table and the summary appear together or not at all
+
+
+def test_requested_labels_in_neither_image_are_reported(tmp_path, capsys):
+    pred, ref = _cube_pair(axis=0)
+    with pytest.warns(UserWarning, match=r"label id\(s\) 9 of the requested labels are in neither image"):
+        table = evaluate_segmentation(pred, ref, SPACING, config=EvaluateConfig(labels=(1, 9)))
+    assert table["label_id"].tolist() == [1]
+    # one pair where no requested label exists: an error, not an empty table with exit 0
+    affine = np.diag([*SPACING, 1.0])
+    write_volume(Volume(pred.astype(np.uint8), affine), tmp_path / "pred.nii.gz")
+    write_volume(Volume(ref.astype(np.uint8), affine), tmp_path / "ref.nii.gz")
+    out = tmp_path / "m.csv"
+    code = main(["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--ref", str(tmp_path / "ref.nii.gz"),
+                 "--labels", "99", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "pred.nii.gz and ref.nii.gz: none of the labels 99 occurs in either image" in err
+    assert "myoscan: label id(s) 99 of the requested labels are in neither image; skipped" in err

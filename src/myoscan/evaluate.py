@@ -428,6 +428,10 @@ def evaluate_segmentation(
 
     counts = confusion_counts(pred_arr, ref_arr)
     if config.labels is not None:
+        absent = sorted(set(config.labels) - set(counts.index))
+        if absent:  # skipped as the module says, but a mistyped id should not pass silently
+            warnings.warn(f"label id(s) {', '.join(map(str, absent))} of the requested labels are in neither "
+                          "image; skipped", stacklevel=2)
         counts = counts.loc[counts.index.intersection(pd.Index(config.labels))]
     voxel_ml = float(np.prod(spacing)) / 1000.0
     n_ref = counts["tp_voxels"] + counts["fn_voxels"]

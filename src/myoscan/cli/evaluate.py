@@ -118,6 +118,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.pred.is_dir() or args.ref.is_dir():
             raise InputError(f"--pred {args.pred} and --ref {args.ref}: give two files or two folders")
         table = ev.evaluate_files(args.pred, args.ref, names=names, config=config)
+        if table.empty:
+            which = f"none of the labels {','.join(args.labels)}" if args.labels else "no label > 0"
+            raise InputError(f"{args.pred.name} and {args.ref.name}: {which} occurs in either image; "
+                             "nothing to evaluate")
         _warn_unknown_ids(table, names, args.scheme)
         writers = {args.output: lambda path: write_table(table, path)}
         if args.summary:
