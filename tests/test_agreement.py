@@ -374,3 +374,19 @@ def test_cli_missing_subjects_are_reported_in_one_plain_line(tmp_path, capsys):
     # it was "agreement.py:84: UserWarning: cnn: ..." followed by a line of source code
     assert err.startswith(f"myoscan: cnn: no rows for 1 subject present in another table ({gt['subject'].iloc[0]})")
     assert len(err.strip().splitlines()) == 1 and "UserWarning" not in err
+
+
+def test_cli_empty_or_header_only_table_is_a_one_line_error(tmp_path, capsys):
+    cnn, gt = _tables()
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    gt.head(0).to_csv(tmp_path / "header.csv", index=False)
+    expected = {"empty.csv": "empty.csv: cannot read table",  # was a csv.Error traceback
+                "header.csv": "header: no rows"}  # was an IndexError traceback
+    for name, message in expected.items():
+        out = tmp_path / "out.csv"
+        code = main(["agreement", "--a", str(tmp_path / name), "--b", str(tmp_path / "gt.csv"),
+                     "--measure", "volume_ml", "-o", str(out), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()

@@ -343,7 +343,9 @@ def _resolve_key(key: str, columns: pd.Index, table_name: str) -> str:
 
 
 def _check_table(name: str, table: pd.DataFrame, keys: Sequence[str], measures: Sequence[str]) -> None:
-    """Raise unless ``table`` has the measure columns, numeric, and unique keys."""
+    """Raise unless ``table`` has rows, the measure columns, numeric, and unique keys."""
+    if table.empty:
+        raise InputError(f"{name}: no rows; expected one row per case (and label) with {', '.join(measures)}")
     missing = [m for m in measures if m not in table.columns]
     if missing:
         raise InputError(f"{name}: no column(s) {', '.join(missing)}; "

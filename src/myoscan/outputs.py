@@ -9,6 +9,7 @@ by a complete new one.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -247,7 +248,7 @@ def read_table(path: PathLike) -> pd.DataFrame:
         sep = "\t" if suffix == ".tsv" else None
         return pd.read_csv(source, sep=sep, engine="python" if sep is None else "c",
                            na_values=["n/a", "NA", "NaN", ""])
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, pd.errors.ParserError, csv.Error) as exc:  # csv.Error: empty file, sniffer
         raise InputError(f"{source.name}: cannot read table ({exc}); expected CSV, TSV or Parquet") from exc
 
 
