@@ -85,6 +85,10 @@ def test_wrong_contrasts_exit_2(models_dir, images, tmp_path, capsys):
                   "missing water, fat", capsys)
     _expect_error(["segment", str(images["water"]), "--model", str(models_dir / "cli-tiny"),
                    "-o", str(tmp_path / "s.nii.gz")], "takes 2 contrast", capsys)
+    # one IMAGE for two missing channels is ambiguous, not "no channel left"
+    err = _expect_error(["segment", str(images["water"]), "--model", str(models_dir / "cli-tiny"),
+                         "-o", str(tmp_path / "s.nii.gz")], "IMAGE fills one missing channel only", capsys)
+    assert "no channel left" not in err
     assert not (tmp_path / "s.nii.gz").exists()
 
 
@@ -99,7 +103,7 @@ def test_2d_image_and_missing_spacing_exit_2(models_dir, images, tmp_path, capsy
     nrrd.write(str(tmp_path / "nospace.nrrd"), np.ones((8, 8, 4), np.float32))  # no space directions
     _expect_error(["segment", "--water", str(tmp_path / "nospace.nrrd"), "--fat",
                    str(tmp_path / "nospace.nrrd"), "--model", str(models_dir / "cli-tiny"),
-                   "-o", str(tmp_path / "s.nii.gz")], "spacing unknown", capsys)
+                   "-o", str(tmp_path / "s.nii.gz")], "spacing is unknown", capsys)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])

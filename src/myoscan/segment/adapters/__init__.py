@@ -95,7 +95,8 @@ def assign_inputs(
         if extra:
             problems.append(f"not used by this model: {', '.join(extra)}")
         if image is not None:
-            problems.append("the positional IMAGE has no channel left to fill")
+            problems.append("the positional IMAGE fills one missing channel only; give each contrast "
+                            "with its flag" if missing else "the positional IMAGE has no channel left to fill")
         raise InputError(f"the model takes {len(wanted)} contrast(s): {flags}; {'; '.join(problems)}")
     return {c: assigned[c] for c in wanted}
 
