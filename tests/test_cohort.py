@@ -987,3 +987,24 @@ def test_trend_test_scores_strata_by_their_place_when_one_is_empty():
     assert tests["cochran_armitage_z"].iloc[0] == pytest.approx(z)
     assert tests["p"].iloc[0] == pytest.approx(p)
     assert z != pytest.approx(cochran_armitage([2, 6, 12], [20, 20, 20])[0])
+
+
+@pytest.mark.parametrize("which", ["metrics", "participants"])
+@pytest.mark.parametrize("content", ["empty", "header"])
+def test_cli_empty_or_header_only_table_is_a_one_line_error(cohort_files, tmp_path, capsys, which, content):
+    # an empty file was a csv.Error traceback, a header-only one an IndexError traceback (exit 1),
+    # and 'sarcopenia' wrote empty tables with exit 0
+    source = cohort_files / ("regional.csv" if which == "metrics" else "participants.tsv")
+    bad = tmp_path / f"bad{source.suffix}"
+    bad.write_text("" if content == "empty" else source.read_text().splitlines()[0] + "\n")
+    files = {"metrics": cohort_files / "regional.csv", "participants": cohort_files / "participants.tsv", which: bad}
+    out = tmp_path / "out"
+    code = main(["cohort", "correlate", "--x", "age", "--y", "tmv_cm3", "--metrics", str(files["metrics"]),
+                 "--participants", str(files["participants"]), "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"myoscan cohort: error: {bad.name}: ")
+    assert not out.exists()
+    if which == "participants":
+        assert main(["cohort", "sarcopenia", "--participants", str(bad), "-o", str(out), "-q"]) == 2
+        assert not out.exists()

@@ -8,6 +8,7 @@ Column checks and design matrices are in :mod:`myoscan.cohort._columns`.
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import warnings
@@ -70,7 +71,7 @@ def read_cohort_table(path: PathLike) -> pd.DataFrame:
     Raises
     ------
     InputError
-        If the file is missing or cannot be parsed.
+        If the file is missing, cannot be parsed, or has no rows.
 
     Examples
     --------
@@ -82,18 +83,24 @@ def read_cohort_table(path: PathLike) -> pd.DataFrame:
     """
     source = Path(path)
     if source.suffix.lower() == ".parquet" or not source.is_file():
-        return read_table(source)
-    sep = "\t" if source.suffix.lower() == ".tsv" else None
-    try:
-        return pd.read_csv(
-            source,
-            sep=sep,
-            engine="python" if sep is None else "c",
-            dtype={column: str for column in (*ID_COLUMNS, "session")},
-            na_values=["n/a", "NA", "NaN", ""],
-        )
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"{source.name}: cannot read table ({exc}); expected CSV, TSV or Parquet") from exc
+        table = read_table(source)
+    else:
+        sep = "\t" if source.suffix.lower() == ".tsv" else None
+        try:
+            table = pd.read_csv(
+                source,
+                sep=sep,
+                engine="python" if sep is None else "c",
+                dtype={column: str for column in (*ID_COLUMNS, "session")},
+                na_values=["n/a", "NA", "NaN", ""],
+            )
+        except (ValueError, OSError, pd.errors.ParserError, csv.Error) as exc:  # csv.Error: empty file
+            raise InputError(
+                f"{source.name}: cannot read table ({exc}); expected CSV, TSV or Parquet"
+            ) from exc
+    if table.empty:
+        raise InputError(f"{source.name}: the table has no rows; expected one row per subject (or label)")
+    return table
 
 
 def subject_column(table: pd.DataFrame, *, source: str) -> str:
