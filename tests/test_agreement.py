@@ -390,3 +390,13 @@ def test_cli_empty_or_header_only_table_is_a_one_line_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_cli_same_table_twice_is_named(tmp_path, capsys):
+    cnn, _ = _tables()
+    cnn.to_csv(tmp_path / "cnn.csv", index=False)
+    code = main(["agreement", "--a", str(tmp_path / "cnn.csv"), "--b", str(tmp_path / "cnn.csv"),
+                 "--measure", "volume_ml", "-o", str(tmp_path / "out.csv"), "-q"])
+    err = capsys.readouterr().err
+    # it said "agreement needs at least 2 tables, got 1"
+    assert code == 2 and "cnn.csv is given more than once" in err

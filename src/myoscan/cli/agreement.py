@@ -92,6 +92,10 @@ def _run(args: argparse.Namespace) -> int:
     paths = list(args.raters or [p for p in (args.a, args.b) if p is not None])
     if len(paths) < 2:
         raise InputError("give two tables (--a METHOD --b REFERENCE) or two or more with --raters")
+    resolved = [p.resolve() for p in paths]
+    repeated = [str(p) for i, p in enumerate(paths) if resolved[i] in resolved[:i]]
+    if repeated:
+        raise InputError(f"{repeated[0]} is given more than once; compare different tables")
     tables = dict(zip(_rater_names(paths), (read_table(p) for p in paths), strict=True))
     case_keys, group_keys = _split_keys(args.on)
     paired = ag.pair_measurements(tables, measures=args.measures, case_keys=case_keys,
