@@ -1008,3 +1008,11 @@ def test_cli_empty_or_header_only_table_is_a_one_line_error(cohort_files, tmp_pa
     if which == "participants":
         assert main(["cohort", "sarcopenia", "--participants", str(bad), "-o", str(out), "-q"]) == 2
         assert not out.exists()
+
+
+@pytest.mark.parametrize("analysis", ["logistic", "correlate"])
+def test_cli_help_shows_plain_percent(analysis, capsys):
+    # argparse %-formats help strings, not descriptions: "95%%" was printed literally
+    assert main(["cohort", analysis, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "95 % " in text and "%%" not in text

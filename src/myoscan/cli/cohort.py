@@ -144,7 +144,7 @@ def _build_logistic(sub) -> argparse.ArgumentParser:
         "logistic",
         help="odds ratios, high vs low tertile (seed 001 Table 2, Fig. 5)",
         description="Logistic regression of 0/1 outcomes on the high vs low tertile of an "
-        "exposure (or per SD), adjusted: OR, profile-likelihood 95%% CI, Wald CI, Wald p, "
+        "exposure (or per SD), adjusted: OR, profile-likelihood 95 % CI, Wald CI, Wald p, "
         "events per group; forest plot.",
     )
     p.add_argument("--exposure", required=True, metavar="COLUMN", help="e.g. pa_ratio")
@@ -184,7 +184,7 @@ def _build_correlate(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "correlate",
         help="correlation with Fisher-z CI (seed 001, 003, 004)",
-        description="Pearson (or Spearman) r with 95%% Fisher-z CI and p, per label and group.",
+        description="Pearson (or Spearman) r with 95 % Fisher-z CI and p, per label and group.",
     )
     p.add_argument("--x", required=True, metavar="COLUMN")
     p.add_argument("--y", required=True, metavar="COLUMN")
