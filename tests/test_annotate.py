@@ -162,6 +162,29 @@ def test_cli_export_then_import_into_a_bids_dataset(tmp_path):
                  "-o", str(tmp_path / "x.seg.nrrd")]) == 2  # --scheme missing
 
 
+def test_cli_export_refuses_labels_off_the_image_grid_and_writes_both_files_or_none(tmp_path, capsys):
+    labels = Volume(label_map(seed=3), AFFINE)
+    image = write_volume(labels.with_array(labels.array.astype(np.float32)), tmp_path / "img.nii.gz")
+    shifted = AFFINE.copy()
+    shifted[:3, 3] += [4.0, 0.0, 0.0]
+    write_volume(Volume(labels.array, shifted), tmp_path / "other.nii.gz")
+    out = tmp_path / "case.seg.nrrd"
+    # the label map was exported on its own grid, 4 mm off the image the rater opens (exit 0)
+    assert main(["annotate", "export", str(image), "--labels", str(tmp_path / "other.nii.gz"), "--scheme",
+                 "leg", "-o", str(out), "-q"]) == 2
+    assert "not on the same voxel grid" in capsys.readouterr().err
+    assert not out.exists()
+    # an unwritable label-description path left the .seg.nrrd behind with exit 2
+    (tmp_path / "afile").write_text("x")
+    write_volume(labels, tmp_path / "pred.nii.gz")
+    assert main(["annotate", "export", str(image), "--labels", str(tmp_path / "pred.nii.gz"), "--scheme",
+                 "leg", "-o", str(out), "--itksnap", str(tmp_path / "afile" / "case.txt"), "-q"]) == 2
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "img.nii.gz", "other.nii.gz", "pred.nii.gz"]
+    with pytest.raises(InputError, match="must differ"):
+        export_segmentation(labels, out, scheme="leg", itksnap_path=out)
+
+
 def test_cli_export_of_a_model_prediction(tmp_path):
     from myoscan.segment import build_network, save_bundle
 

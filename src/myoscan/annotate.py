@@ -32,7 +32,7 @@ import numpy.typing as npt
 from myoscan._typing import PathLike
 from myoscan.errors import GeometryMismatchError, InputError
 from myoscan.io import Volume, image_suffix, read_volume, require_3d, write_volume
-from myoscan.outputs import write_text
+from myoscan.outputs import write_output_set, write_text
 
 __all__ = [
     "export_segmentation",
@@ -227,7 +227,7 @@ def export_segmentation(
     Returns
     -------
     list of pathlib.Path
-        The ``.seg.nrrd`` and the label-description file, both written atomically.
+        The ``.seg.nrrd`` and the label-description file, written together (both or neither).
 
     Raises
     ------
@@ -246,12 +246,16 @@ def export_segmentation(
     ids = [int(v) for v in np.unique(array) if v != 0] if only_present else None
     dtype = np.uint8 if array.max(initial=0) <= 255 else np.uint16
     header = slicer_header(array.astype(dtype), scheme, ids=ids)
-    written = [write_volume(labels.with_array(array.astype(dtype)), target, nrrd_header=header)]
     present_ids = [int(header[k]) for k in header if k.endswith("_LabelValue")]
     label_file = Path(itksnap_path) if itksnap_path else target.with_name(
         target.name[: -len(".seg.nrrd")] + ".itksnap.txt")
-    written.append(write_text(itksnap_label_text(scheme, present_ids), label_file))
-    return written
+    if label_file.resolve() == target.resolve():
+        raise InputError(f"{label_file}: the ITK-SNAP label file must differ from the .seg.nrrd")
+    volume, text = labels.with_array(array.astype(dtype)), itksnap_label_text(scheme, present_ids)
+    return write_output_set({  # both files or neither
+        target: lambda p: write_volume(volume, p, nrrd_header=header),
+        label_file: lambda p: write_text(text, p),
+    })
 
 
 def _names_of(volume: Volume, label_file: PathLike | None) -> dict[int, str]:

@@ -71,12 +71,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from myoscan.annotate import export_segmentation
     from myoscan.errors import InputError
-    from myoscan.io import read_volume
+    from myoscan.io import check_same_grid, read_volume
 
     if args.labels is not None:
         if not args.scheme:
             raise InputError("--scheme is required with --labels (the scheme of the label ids, e.g. leg)")
         labels, scheme = read_volume(args.labels), args.scheme
+        for image in args.images:  # the rater opens IMAGE with it: it must overlay exactly
+            check_same_grid(read_volume(image), labels)
     else:
         from myoscan.segment import load_bundle, resolve_bundle
         from myoscan.segment.predict import segment_volumes
