@@ -320,3 +320,21 @@ def test_duplicates_with_equal_times_keep_the_last_listed_and_say_so(tmp_path):
     assert [d["name"] for d in result.dropped] == ["first.nii.gz"]
     assert "acquired later" not in result.dropped[0]["reason"]
     np.testing.assert_allclose(result.volumes["image"].array, volume.array + 1, atol=1e-4)
+
+
+def test_float32_nifti_geometry_keeps_the_last_slice(tmp_path):
+    # NIfTI stores the affine in float32: the last station's last slice centre lands ~1e-5 of a
+    # voxel short of the lattice, and the grid ended one slice early (coverage lost it).
+    paths = []
+    for s in range(3):
+        affine = np.diag([2.2321, 2.2321, 3.0, 1.0])
+        affine[:3, 3] = (-250.123, -180.777, -490.3 + s * 150.0)
+        volume = Volume(np.full((6, 6, 60), s + 1.0, np.float32), affine)
+        paths.append(write_volume(volume, tmp_path / f"station{s}.nii.gz"))
+    result = stitch_volumes(paths)
+    fused = result.volumes["image"]
+    assert fused.shape == (6, 6, 160)  # (2 x 150 + 59 x 3) / 3 + 1 slices
+    assert (result.coverage.array > 0).all()
+    np.testing.assert_array_equal(fused.array[..., -10:], 3.0)  # copies, not interpolations
+    np.testing.assert_array_equal(fused.array[..., :50], 1.0)
+    np.testing.assert_allclose(fused.affine[2, 3], read_volume(paths[0]).affine[2, 3])

@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 DUPLICATE_OVERLAP = 0.5
 #: Largest fused grid (voxels; 4 GB per float32 contrast): more means a wrong spacing (metres, not mm).
 MAX_GRID_VOXELS = 1_000_000_000
+#: Positions closer than this share of a voxel count as the same: NIfTI stores the affine in
+#: float32 (about 1e-5 of a voxel at 500 mm), which must not cost the last slice or turn a
+#: copy into an interpolation.
+GRID_TOLERANCE = 1e-3
 #: Direction cosines of two stations may differ by this much and still count as one orientation.
 ORIENTATION_TOLERANCE = 1e-3
 #: Names that identify the contrasts of a Dixon set in file names, folder names and
@@ -306,7 +310,7 @@ def global_grid(stations: Sequence[Station], spacing_mm: Sequence[float] | None 
     """Build the grid covering every station, at the finest spacing unless ``spacing_mm`` is given.
 
     Voxel centres start at the lowest first centre of any station along each axis and
-    reach the highest last centre (within 1e-6 of a voxel).
+    reach the highest last centre (within :data:`GRID_TOLERANCE` of a voxel).
 
     Raises
     ------
@@ -327,7 +331,7 @@ def global_grid(stations: Sequence[Station], spacing_mm: Sequence[float] | None 
             if not steps:
                 raise InputError(f"every station has a single voxel along axis {axis}; give --spacing")
             step = min(steps)
-        n = int(np.floor((high - low) / step + 1e-6)) + 1
+        n = int(np.floor((high - low) / step + GRID_TOLERANCE)) + 1
         coords.append((low, step, n))
     size = float(np.prod([n for _, _, n in coords], dtype=np.float64))
     if size > MAX_GRID_VOXELS:
@@ -345,7 +349,7 @@ def _axis_plan(source: np.ndarray, target: np.ndarray) -> tuple[slice, np.ndarra
     Returns the run of target indices inside the source range, the lower source index
     and the weight of the upper one for each, or None when they do not meet.
     """
-    tolerance = 1e-4 * (float(np.min(np.diff(source))) if source.size > 1 else 1.0) + 1e-6
+    tolerance = GRID_TOLERANCE * (float(np.min(np.diff(source))) if source.size > 1 else 1.0) + 1e-6
     inside = np.flatnonzero((target >= source[0] - tolerance) & (target <= source[-1] + tolerance))
     if inside.size == 0:
         return None
@@ -355,10 +359,10 @@ def _axis_plan(source: np.ndarray, target: np.ndarray) -> tuple[slice, np.ndarra
     position = np.interp(target[run], source, np.arange(source.size, dtype=np.float64))
     lower = np.minimum(np.floor(position).astype(np.intp), source.size - 2)
     weight = position - lower
-    snap = weight > 1 - 1e-6  # on the upper sample: take it exactly
+    snap = weight > 1 - GRID_TOLERANCE  # on the upper sample: take it exactly
     lower[snap] += 1
     weight[snap] = 0.0
-    weight[weight < 1e-6] = 0.0
+    weight[weight < GRID_TOLERANCE] = 0.0
     return run, lower, weight
 
 
