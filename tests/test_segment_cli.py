@@ -161,3 +161,12 @@ def test_models_list_and_info(models_dir, capsys, monkeypatch):
     entries = json.loads(capsys.readouterr().out)
     assert any(e["name"] == "cli-tiny" and e["contrasts"] == ["water", "fat"] for e in entries)
     _expect_error(["models", "info", "no-such-model"], "no such model folder or bundle name", capsys)
+
+
+def test_label_map_and_sidecar_are_written_together(models_dir, images, tmp_path, capsys):
+    # a side-car path that cannot be written left the label map behind with exit 2
+    (tmp_path / "seg.json").mkdir()
+    _expect_error(["segment", "--water", str(images["water"]), "--fat", str(images["fat"]),
+                   "--model", str(models_dir / "cli-tiny"), "-o", str(tmp_path / "seg.nii.gz"), "-q"],
+                  "seg.json", capsys)
+    assert not (tmp_path / "seg.nii.gz").exists()

@@ -24,7 +24,7 @@ from myoscan import __version__
 from myoscan._typing import PathLike
 from myoscan.errors import InputError
 from myoscan.io import Volume, image_suffix, write_volume
-from myoscan.outputs import write_json
+from myoscan.outputs import write_json, write_output_set
 from myoscan.segment.bundle import ModelBundle
 from myoscan.segment.config import ModelConfig
 
@@ -83,12 +83,16 @@ def sidecar_path(path: PathLike) -> Path:
 
 
 def write_segmentation(segmentation: Segmentation, path: PathLike) -> tuple[Path, Path]:
-    """Write the label map and its JSON side-car atomically; return both paths."""
+    """Write the label map and its JSON side-car together (both or neither); return both paths."""
     target = Path(path)
     top = max(segmentation.names, default=0)
     dtype = np.uint8 if top < 256 else np.uint16
-    write_volume(segmentation.labels, target, dtype=dtype)
-    side = write_json(segmentation.sidecar(), sidecar_path(target))
+    side = sidecar_path(target)
+    meta = segmentation.sidecar()
+    write_output_set({
+        target: lambda p: write_volume(segmentation.labels, p, dtype=dtype),
+        side: lambda p: write_json(meta, p),
+    })
     return target, side
 
 
