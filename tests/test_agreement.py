@@ -372,7 +372,8 @@ def test_cli_missing_subjects_are_reported_in_one_plain_line(tmp_path, capsys):
     assert code == 0
     err = capsys.readouterr().err
     # it was "agreement.py:84: UserWarning: cnn: ..." followed by a line of source code
-    assert err.startswith(f"myoscan: cnn: no rows for 1 subject present in another table ({gt['subject'].iloc[0]})")
+    first = gt["subject"].iloc[0]
+    assert err.startswith(f"myoscan: cnn: no rows for 1 subject present in another table ({first})")
     assert len(err.strip().splitlines()) == 1 and "UserWarning" not in err
 
 

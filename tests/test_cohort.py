@@ -934,6 +934,17 @@ def test_logistic_degenerate_exposure_or_outcome_is_an_error(exposure, outcome, 
         logistic_regression(t, "e", ["y"], ["age"], use_tertiles=use_tertiles)
 
 
+def test_logistic_outcome_without_events_among_others_is_a_noted_row():
+    rng = np.random.default_rng(2)
+    t = pd.DataFrame({"e": np.arange(90.0), "none": 0, "some": rng.binomial(1, 0.4, 90)})
+    with pytest.warns(UserWarning, match="none ~ e: the outcome is 0 for all 60"):
+        result = logistic_regression(t, "e", ["none", "some"]).set_index("outcome")
+    assert np.isnan(result.loc["none", "or"]) and "no events" in result.loc["none", "note"]
+    assert np.isfinite(result.loc["some", "or"]) and result.loc["none", "n_events"] == 0
+    with pytest.raises(InputError, match=r"every outcome"), pytest.warns(UserWarning, match="none ~ e"):
+        logistic_regression(t.assign(some=1), "e", ["none", "some"])
+
+
 def test_cli_logistic_constant_outcome_exits_2_and_writes_nothing(cohort_files, tmp_path, capsys):
     participants = read_cohort_table(cohort_files / "participants.tsv").assign(fall=0)
     path = tmp_path / "participants_no_falls.tsv"
@@ -980,7 +991,8 @@ def test_cli_bad_participants_column_names_the_participants_file(cohort_files, t
 def test_trend_test_scores_strata_by_their_place_when_one_is_empty():
     # no subject in 50-59: the 40s, 60s and 70s are scored 0, 2, 3 (they were 0, 1, 2)
     ages = np.r_[np.full(20, 45.0), np.full(20, 65.0), np.full(20, 75.0)]
-    below = np.r_[np.repeat([1.0, 9.0], [2, 18]), np.repeat([1.0, 9.0], [6, 14]), np.repeat([1.0, 9.0], [12, 8])]
+    below = np.r_[np.repeat([1.0, 9.0], [2, 18]), np.repeat([1.0, 9.0], [6, 14]),
+                  np.repeat([1.0, 9.0], [12, 8])]
     t = pd.DataFrame({"age": ages, "v": below + np.linspace(0, 0.1, 60)})
     tests = age_trend(t, "v", AgeStrata(by=None, edges=(40, 50, 60, 70), cutoff=5.0)).trend_tests
     z, p = cochran_armitage([2, 6, 12], [20, 20, 20], [0, 2, 3])
@@ -997,7 +1009,8 @@ def test_cli_empty_or_header_only_table_is_a_one_line_error(cohort_files, tmp_pa
     source = cohort_files / ("regional.csv" if which == "metrics" else "participants.tsv")
     bad = tmp_path / f"bad{source.suffix}"
     bad.write_text("" if content == "empty" else source.read_text().splitlines()[0] + "\n")
-    files = {"metrics": cohort_files / "regional.csv", "participants": cohort_files / "participants.tsv", which: bad}
+    files = {"metrics": cohort_files / "regional.csv", "participants": cohort_files / "participants.tsv"}
+    files[which] = bad
     out = tmp_path / "out"
     code = main(["cohort", "correlate", "--x", "age", "--y", "tmv_cm3", "--metrics", str(files["metrics"]),
                  "--participants", str(files["participants"]), "-o", str(out), "-q"])

@@ -247,7 +247,8 @@ def logistic_regression(
     InputError
         For unknown or non-numeric columns, non-binary outcomes, too few subjects, an
         exposure with a single value (or an empty high or low tertile from tied values),
-        or an outcome that is the same for every complete subject.
+        or when every outcome is the same for all complete subjects (one such outcome
+        among others gets NaN estimates, a ``note`` and a warning).
 
     Examples
     --------
@@ -285,15 +286,30 @@ def logistic_regression(
             sd = float(x.std(ddof=1))
             term, predictor = f"{exposure}_per_sd", (x - x.mean()) / sd
             extra, contrast = {f"{exposure}_sd": sd}, "per 1 SD"
+        constant = []
         for outcome in outcomes:
             y = binary_column(rows, outcome, source=source).rename("_outcome")
             data = pd.concat([y, predictor.rename(term), covariates], axis=1)
             what = f"{outcome} ~ {exposure}" + (f" for {label}" if label else "")
             data = complete_cases(data, minimum=data.shape[1] + 2, what=what)
+            if data["_outcome"].nunique() < 2:  # no events (or no non-events) at all
+                message = (
+                    f"{what}: the outcome is {int(data['_outcome'].iloc[0])} for all {len(data)} "
+                    "complete subject(s); no odds ratio can be estimated"
+                )
+                constant.append(message)
+                if len(constant) == len(outcomes):  # nothing estimable: an error, not a table of NaN
+                    raise TooFewSubjectsError(
+                        constant[0] if len(constant) == 1 else f"{'; '.join(constant[:3])} (every outcome)"
+                    )
+                warnings.warn(message, stacklevel=3)
+                note = "outcome constant (no events or no non-events)"
+                estimate = dict.fromkeys(_ESTIMATES, np.nan) | {"note": note}
+            else:
+                estimate = _estimate(data, term, alpha, what)
             records.append({
                 "exposure": exposure, "outcome": outcome, "contrast": contrast,
-                **_counts(data, term, use_tertiles), **extra,
-                **_estimate(data, term, alpha, what),
+                **_counts(data, term, use_tertiles), **extra, **estimate,
             })  # fmt: skip
         return pd.DataFrame(records)
 
@@ -314,11 +330,6 @@ def _counts(data: pd.DataFrame, term: str, use_tertiles: bool) -> dict[str, floa
 
 def _estimate(data: pd.DataFrame, term: str, alpha: float, what: str) -> dict[str, object]:
     y, design = data["_outcome"], data.drop(columns="_outcome")
-    if y.nunique() < 2:
-        raise TooFewSubjectsError(
-            f"{what}: the outcome is {int(y.iloc[0])} for all {len(y)} complete subject(s); "
-            "no odds ratio can be estimated"
-        )
     values = design[term].unique()
     if len(values) < 2:
         raise TooFewSubjectsError(
