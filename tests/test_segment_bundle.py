@@ -195,6 +195,19 @@ def test_pth_import_only_plain_tensors(tmp_path):
         read_state_dict(tmp_path / "evil.pth")
 
 
+def test_empty_or_truncated_checkpoint_is_a_model_error(tmp_path):
+    # an empty .pth raised EOFError with no message; reading its first line was an IndexError
+    from myoscan.segment.bundle import load_torch_checkpoint
+
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"empty.pth: cannot read checkpoint \(EOFError\)"):
+        load_torch_checkpoint(tmp_path / "empty.pth")
+    torch.save({"w": torch.zeros(100)}, tmp_path / "full.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "full.pth").read_bytes()[:200])
+    with pytest.raises(ModelError, match="cut.pth: cannot read checkpoint"):
+        load_torch_checkpoint(tmp_path / "cut.pth")
+
+
 def test_find_and_resolve_bundles(bundle_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MYOSCAN_MODELS", str(tmp_path))
     names = {s.name: s for s in find_bundles()}

@@ -312,6 +312,12 @@ def _numpy_data_types() -> list[Any]:
     return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
 
 
+def _first_line(exc: BaseException) -> str:
+    """First line of an exception's message, or its type when the message is empty (EOFError)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_torch_checkpoint(path: PathLike) -> Any:
     """Load a ``.pt``/``.pth`` file with ``torch.load(weights_only=True)``.
 
@@ -336,13 +342,14 @@ def load_torch_checkpoint(path: PathLike) -> Any:
             return torch.load(str(file), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line),
-                      str(exc).splitlines()[0])
+                      _first_line(exc))
         raise ModelError(
             f"{file.name}: refused to load: the checkpoint holds Python objects other than tensors "
             f"and plain data, which could run code ({reason})"
         ) from exc
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise ModelError(f"{file.name}: cannot read checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(f"{file}: cannot read checkpoint ({_first_line(exc)}); the file may be empty, "
+                         "truncated or not a PyTorch checkpoint") from exc
 
 
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
