@@ -1029,3 +1029,21 @@ def test_cli_help_shows_plain_percent(analysis, capsys):
     assert main(["cohort", analysis, "--help"]) == 0
     text = capsys.readouterr().out
     assert "95 % " in text and "%%" not in text
+
+
+@pytest.mark.parametrize(
+    ("analysis", "match"),
+    [
+        # silently fitted a singular design
+        (lambda t: regress(t, "tmv_cm3", ["age", "age", "sex"]), "age appears more than once"),
+        # a ValueError traceback (two columns named age)
+        (lambda t: regress(t, "age", ["age", "sex"]), "age appears more than once"),
+        # dropped both copies of age from the base model: r2_base was that of bmi + sex
+        (lambda t: hierarchical_regression(t, "grip_kg", ["age", "bmi", "sex"], ["age"]), "age appears more"),
+        (lambda t: ancova(t, "tmv_cm3", "sex", ["tmv_cm3"]), "tmv_cm3 is given more than once"),
+    ],
+    ids=["covariate-twice", "outcome-as-covariate", "added-in-base", "ancova-measure-as-covariate"],
+)
+def test_repeated_variables_are_an_error(wide_table, analysis, match):
+    with pytest.raises(InputError, match=match):
+        analysis(wide_table)

@@ -397,6 +397,11 @@ def ancova(
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
 
+    names = [measure, between, *covariates]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # the measure as its own covariate, or a column twice: a degenerate model
+        raise InputError(f"ANCOVA of {measure} by {between}: {', '.join(repeated)} is given more than once")
+
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
         data = pd.DataFrame({c: numeric_column(rows, c, source=source) for c in (measure, *covariates)})
         data["_group"] = group_values(rows, between, source=source)

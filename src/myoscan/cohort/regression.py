@@ -57,9 +57,15 @@ def _model_frame(
     """Complete-case outcome and encoded design (no intercept) for one label."""
     outcome = resolve_side_template(outcome, label, rows)
     covariates = [resolve_side_template(c, label, rows) for c in covariates]
+    what = f"{outcome} ~ {' + '.join(covariates)}" + (f" for {label}" if label else "")
+    names = [outcome, *covariates]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # a repeated column makes the design singular (or the outcome its own predictor)
+        raise InputError(
+            f"{what}: {', '.join(repeated)} appears more than once as outcome or covariate; list each once"
+        )
     y = numeric_column(rows, outcome, source=source).rename(outcome)
     design = encode_covariates(rows, covariates, source=source)
-    what = f"{outcome} ~ {' + '.join(covariates)}" + (f" for {label}" if label else "")
     data = complete_cases(
         pd.concat([y, design], axis=1), minimum=design.shape[1] + 1 + EXTRA_SUBJECTS, what=what
     )
