@@ -154,6 +154,25 @@ def test_nnunet_folder_missing_files(tmp_path):
         run_model(f"nnunet:{tmp_path / 'm'}", non_ras_volume())
 
 
+def test_nnunet_folder_with_incomplete_json_is_a_model_error(nnunet_folder, tmp_path):
+    # dataset.json without channel_names said "the model takes 0 contrast(s): ;" and plans
+    # lacking nnU-Net's architecture fields ended in a KeyError traceback
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(nnunet_folder, copy)
+    dataset = json.loads((copy / "dataset.json").read_text())
+    (copy / "dataset.json").write_text(json.dumps({"labels": dataset["labels"]}))
+    with pytest.raises(ModelError, match=r"dataset.json: no 'channel_names' mapping"):
+        run_model(f"nnunet:{copy}", non_ras_volume(), options=_options())
+    (copy / "dataset.json").write_text(json.dumps(dataset))
+    plans = json.loads((copy / "plans.json").read_text())
+    del plans["configurations"]["3d_fullres"]["architecture"]
+    (copy / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(ModelError, match=r"model: plans.json/dataset.json do not describe configuration '3d_fullres'"):
+        run_model(f"nnunet:{copy}", non_ras_volume(), options=_options())
+
+
 # --------------------------------------------------------------------------- MuscleMap
 
 

@@ -144,6 +144,10 @@ def load_nnunet_model(
     """
     folder = find_nnunet_folder(path)
     dataset_json, plans = _read_json(folder / "dataset.json"), _read_json(folder / "plans.json")
+    for key, value in (("channel_names", dataset_json.get("channel_names") or dataset_json.get("modality")),
+                       ("labels", dataset_json.get("labels"))):
+        if not isinstance(value, Mapping) or not value:
+            raise ModelError(f"{folder / 'dataset.json'}: no {key!r} mapping; not an nnU-Net v2 dataset.json")
     if folds is None:
         found = [p.name[5:] for p in sorted(folder.iterdir())
                  if p.is_dir() and _FOLD.match(p.name) and (p / checkpoint_name).is_file()]
@@ -266,17 +270,21 @@ def segment_nnunet(
     if not 0 <= overlap < 1:
         raise InputError(f"overlap must be in [0, 1), got {overlap}")
     torch_device = select_device(device)
-    plans_manager = PlansManager(model.plans)
-    configuration = plans_manager.get_configuration(model.configuration)
     trainer_class = recursive_find_trainer_class_by_name(model.trainer_name)
     if trainer_class is None:
         raise ModelError(
             f"{model.folder}: trainer {model.trainer_name!r} is not part of the installed nnunetv2"
         )
-    n_in = determine_num_input_channels(plans_manager, configuration, model.dataset_json)
-    n_out = plans_manager.get_label_manager(model.dataset_json).num_segmentation_heads
-    network = trainer_class.build_network_architecture(plans_manager, configuration, n_in, n_out,
-                                                       enable_deep_supervision=False)
+    try:  # nnU-Net reads plans.json / dataset.json fields without checking them
+        plans_manager = PlansManager(model.plans)
+        configuration = plans_manager.get_configuration(model.configuration)
+        n_in = determine_num_input_channels(plans_manager, configuration, model.dataset_json)
+        n_out = plans_manager.get_label_manager(model.dataset_json).num_segmentation_heads
+        network = trainer_class.build_network_architecture(plans_manager, configuration, n_in, n_out,
+                                                           enable_deep_supervision=False)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelError(f"{model.folder}: plans.json/dataset.json do not describe configuration "
+                         f"{model.configuration!r} as nnU-Net v2 needs ({type(exc).__name__}: {exc})") from exc
     try:
         network.load_state_dict(model.parameters[0])
     except RuntimeError as exc:
