@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -164,6 +166,24 @@ def test_bad_voxels_in_fat_or_water_exit_2_with_one_line(dixon_files, tmp_path, 
     assert f"bad_{role}.nii.gz" in err and expected in err
     assert not out.exists()
     assert [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_label_absent_from_the_scheme_is_a_one_line_warning_and_still_reported(tmp_path):
+    # a real process: warnings go through the CLI's logging, as users see them
+    lab = np.zeros((5, 5, 4), np.uint8)
+    lab[1:4, 1:4, 1:3] = 7
+    lab[0, 0, 0] = 99  # not a leg-scheme id
+    seg = write_volume(Volume(lab, np.diag([*SPACING, 1.0])), tmp_path / "seg.nii.gz")
+    out = tmp_path / "o.csv"
+    done = subprocess.run([sys.executable, "-m", "myoscan", "quantify", "--seg", str(seg), "--scheme", "leg",
+                           "-o", str(out), "-q"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        "myoscan: warning: label id(s) 99 are not in label scheme 'leg'; they "
+        "are reported as label_<id> (check --scheme)"]
+    table = pd.read_csv(out).set_index("label_id")
+    assert table.loc[99, "name"] == "label_99" and table.loc[99, "n_voxels"] == 1
+    assert table.loc[7, "name"] == "soleus_left" and table.loc[7, "n_voxels"] == 18
 
 
 def test_empty_segmentation_exits_2(tmp_path, capsys):

@@ -79,6 +79,12 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
         if not verbose:
             handler.addFilter(_not_chatty)
     logging.captureWarnings(True)
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as ``warning: <message>`` (no source path and code line), like the errors."""
+    return f"warning: {message}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
