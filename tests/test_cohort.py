@@ -1047,3 +1047,9 @@ def test_cli_help_shows_plain_percent(analysis, capsys):
 def test_repeated_variables_are_an_error(wide_table, analysis, match):
     with pytest.raises(InputError, match=match):
         analysis(wide_table)
+
+
+def test_logistic_outcome_among_covariates_is_an_error(wide_table):
+    # it fitted a perfectly separated model: OR 1.0, CI 0 to inf, p = 1
+    with pytest.raises(InputError, match="fall is both an outcome and the exposure or a covariate"):
+        logistic_regression(wide_table, "pa_ratio", ["fall"], ["fall", "sex"])

@@ -259,6 +259,12 @@ def logistic_regression(
     >>> r[["n_high", "n_low"]].iloc[0].tolist()
     [200, 200]
     """
+    clashes = sorted(set(outcomes) & ({exposure} | set(adjust)))
+    if clashes:  # an outcome that predicts itself separates perfectly: OR 1, CI 0 to inf
+        raise InputError(
+            f"logistic regression on {exposure}: {', '.join(clashes)} is both an outcome and the exposure "
+            "or a covariate; an outcome cannot predict itself"
+        )
 
     def analyse(rows: pd.DataFrame, label: str | None) -> pd.DataFrame:
         x = numeric_column(rows, exposure, source=source)
