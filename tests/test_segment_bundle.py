@@ -208,6 +208,14 @@ def test_empty_or_truncated_checkpoint_is_a_model_error(tmp_path):
         load_torch_checkpoint(tmp_path / "cut.pth")
 
 
+def test_models_list_flags_a_bundle_without_weights(bundle_dir, tmp_path, monkeypatch):
+    # it was listed as a working unet2d model; loading it then failed
+    monkeypatch.setenv("MYOSCAN_MODELS", str(tmp_path))
+    (bundle_dir / "weights.safetensors").unlink()
+    summary = next(s for s in find_bundles() if s.path == bundle_dir)
+    assert summary.error is not None and summary.error.startswith("model folder is missing weights.safetensors")
+
+
 def test_find_and_resolve_bundles(bundle_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MYOSCAN_MODELS", str(tmp_path))
     names = {s.name: s for s in find_bundles()}

@@ -394,8 +394,11 @@ def _search_folders(extra: Iterable[PathLike] = ()) -> list[tuple[Path, str]]:
 def _summarise(folder: Path, source: str) -> BundleSummary:
     try:
         settings = parse_config(read_config(folder))
+        for name in (WEIGHTS_FILE, CARD_FILE):  # listed as usable only if it can be loaded
+            _require_file(folder, name)
     except ModelError as exc:
-        return BundleSummary(folder.name, folder, "?", (), 0, None, "", source, error=str(exc))
+        message = str(exc).removeprefix(f"{folder}: ")
+        return BundleSummary(folder.name, folder, "?", (), 0, None, "", source, error=message)
     return BundleSummary(
         settings.name, folder, str(settings.architecture["name"]), settings.contrasts,
         len(settings.labels), settings.label_scheme, str(settings.raw.get("description", "")), source,
