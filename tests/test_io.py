@@ -255,6 +255,16 @@ def test_read_mask_folder_on_totalsegmentator_output(totalseg_dir):
     np.testing.assert_array_equal(labels.affine, femur.affine)
 
 
+def test_read_mask_folder_skips_hidden_files(tmp_path):
+    mask = np.zeros((3, 3, 3), np.uint8)
+    mask[1] = 1
+    write_volume(Volume(mask, np.eye(4)), tmp_path / "soleus_left.nii.gz")
+    (tmp_path / "._soleus_left.nii.gz").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    labels, names = read_mask_folder(tmp_path)
+    assert names == {1: "soleus_left"}
+    assert np.count_nonzero(labels.array == 1) == 9
+
+
 def test_read_mask_folder_rejects_overlaps(tmp_path):
     a = np.zeros((3, 3, 3), np.uint8)
     a[0] = 1

@@ -743,7 +743,9 @@ def read_mask_folder(folder: PathLike) -> tuple[Volume, dict[int, str]]:
     source = Path(folder)
     if not source.is_dir():
         raise _missing(source)
-    files = sorted(p for p in source.iterdir() if p.is_file() and _MASK_NAME.match(p.name))
+    # Hidden files are skipped: macOS leaves "._<name>.nii.gz" resource forks beside copied masks.
+    files = sorted(p for p in source.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and _MASK_NAME.match(p.name))
     if not files:
         raise InputError(f"{source}: no NIfTI/NRRD mask files found")
     names: dict[int, str] = {}
