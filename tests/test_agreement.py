@@ -401,3 +401,20 @@ def test_cli_same_table_twice_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     # it said "agreement needs at least 2 tables, got 1"
     assert code == 2 and "cnn.csv is given more than once" in err
+
+
+def test_key_columns_read_as_float_match_and_missing_keys_are_named():
+    cnn, gt = _tables()
+    # an id column read as float (1.0) matches the int one: only the really missing row is reported
+    # (every row was reported missing, "1.0" != "1")
+    gt_float = gt.assign(label_id=gt["label_id"].astype(float)).iloc[1:]
+    with pytest.warns(UserWarning) as caught:
+        result = agreement_table({"cnn": cnn, "gt": gt_float}, measures=["volume_ml"])
+    assert [str(w.message) for w in caught] == [
+        "gt: no rows for 1 label_id/subject present in another table (1/sub-00); they are left out"]
+    assert result["n_pairs"].tolist() == [7, 8]
+    # a row without a key value was a TypeError traceback (sorting float NaN with text)
+    extra = pd.DataFrame([{"subject": "sub-00", "label_id": np.nan, "name": "total", "volume_ml": 900.0,
+                           "imf_pct": 5.0}])
+    with pytest.raises(InputError, match=r"gt: 1 row\(s\) have no label_id to match on \(e.g. row 17\)"):
+        agreement_table({"cnn": cnn, "gt": pd.concat([gt, extra], ignore_index=True)}, measures=["volume_ml"])

@@ -357,6 +357,11 @@ def _check_table(name: str, table: pd.DataFrame, keys: Sequence[str], measures: 
             example = bad.iloc[0] if len(bad) else values.iloc[0]
             raise InputError(f"{name}: column {measure!r} is not numeric (e.g. {str(example)!r}); "
                              "fix the value or leave the cell empty")
+    no_key = table[list(keys)].isna().any(axis=1)
+    if no_key.any():
+        empty = [k for k in keys if table[k].isna().any()]
+        raise InputError(f"{name}: {int(no_key.sum())} row(s) have no {'/'.join(empty)} to match on "
+                         f"(e.g. row {int(no_key.to_numpy().argmax()) + 1}); fill the value or drop the row")
     duplicated = table.duplicated(list(keys), keep=False)
     if duplicated.any():
         example = table.loc[duplicated, list(keys)].iloc[0].to_dict()
@@ -364,8 +369,15 @@ def _check_table(name: str, table: pd.DataFrame, keys: Sequence[str], measures: 
                          f"add the column that tells them apart to the keys (now {', '.join(keys)})")
 
 
+def _key_text(value: object) -> str:
+    """Key value as text, ``1.0`` written ``1`` (an id column read as float matches an int one)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _keys_of(table: pd.DataFrame, keys: Sequence[str]) -> set[tuple[str, ...]]:
-    return set(map(tuple, table[list(keys)].astype(str).to_numpy()))
+    return {tuple(map(_key_text, row)) for row in table[list(keys)].to_numpy(dtype=object)}
 
 
 def _shown(keys: Sequence[tuple[str, ...]]) -> str:
