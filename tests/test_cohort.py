@@ -1053,3 +1053,14 @@ def test_logistic_outcome_among_covariates_is_an_error(wide_table):
     # it fitted a perfectly separated model: OR 1.0, CI 0 to inf, p = 1
     with pytest.raises(InputError, match="fall is both an outcome and the exposure or a covariate"):
         logistic_regression(wide_table, "pa_ratio", ["fall"], ["fall", "sex"])
+
+
+@pytest.mark.parametrize("which", ["metrics", "participants"])
+def test_rows_without_subject_id_are_a_one_line_error(cohort, which):
+    # a missing id was a TypeError traceback while listing the unmatched ids
+    metrics, participants = cohort.metrics.copy(), cohort.participants.copy()
+    frame, column = (metrics, "subject") if which == "metrics" else (participants, "participant_id")
+    frame[column] = frame[column].astype(object)
+    frame.loc[3, column] = None
+    with pytest.raises(InputError, match=rf"{which}: 1 row\(s\) have no {column} \(e.g. row 4\)"):
+        join_participants(metrics, participants, metrics_source="metrics", participants_source="participants")

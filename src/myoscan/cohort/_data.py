@@ -182,7 +182,18 @@ def _select_session(metrics: pd.DataFrame, session: str | None, *, source: str) 
     return metrics.loc[keep.to_numpy()]
 
 
+def _check_ids_present(table: pd.DataFrame, id_col: str, *, source: str) -> None:
+    """Raise if a row has no subject id (it can be matched to nothing)."""
+    missing = table[id_col].isna().to_numpy()
+    if missing.any():
+        raise InputError(
+            f"{source}: {int(missing.sum())} row(s) have no {id_col} (e.g. row {int(missing.argmax()) + 1}); "
+            "fill in the id or drop the row"
+        )
+
+
 def _check_unique(metrics: pd.DataFrame, id_col: str, *, source: str) -> None:
+    _check_ids_present(metrics, id_col, source=source)
     keys = [id_col, "name"] if is_long(metrics) else [id_col]
     duplicated = metrics.duplicated(keys, keep=False)
     if duplicated.any():
@@ -255,6 +266,7 @@ def join_participants(
         return metrics, JoinReport(n_metric_subjects, 0, n_metric_subjects)
 
     pid_col = subject_column(participants, source=participants_source)
+    _check_ids_present(participants, pid_col, source=participants_source)
     part = participants.copy()
     part["_key"] = _normalized_ids(part[pid_col])
     repeated = part["_key"][part["_key"].duplicated()].dropna().unique().tolist()
