@@ -198,8 +198,10 @@ def test_dicom_irregular_gap_uses_median_spacing_and_warns(tmp_path):
 def test_dicom_folder_with_two_series_needs_a_choice(tmp_path):
     write_series(tmp_path / "d", np.zeros((2, 3, 3)), series_uid="1.2.3.1")
     write_series(tmp_path / "d", np.zeros((2, 3, 3)), series_uid="1.2.3.2", origin_lps=(0, 0, 50))
-    with pytest.raises(InputError, match="2 series"):
+    with pytest.raises(InputError, match="2 series") as error:
         read_volume(tmp_path / "d")
+    # the command line has no series option: the message says what a user can do
+    assert "move each series into a folder of its own" in str(error.value)
     assert read_volume(tmp_path / "d", series_uid="1.2.3.2").origin_mm[2] == pytest.approx(50.0)
 
 

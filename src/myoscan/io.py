@@ -534,7 +534,8 @@ def read_dicom_series(folder: PathLike, *, series_uid: str | None = None) -> Vol
             for uid, v in by_series.items()
         )
         raise InputError(
-            f"{folder}: holds {len(by_series)} series ({listing}); pass series_uid or split them"
+            f"{folder}: holds {len(by_series)} series ({listing}); move each series into a folder of its "
+            "own (in Python: read_volume(folder, series_uid=...))"
         )
     else:
         chosen = next(iter(by_series.values()))
