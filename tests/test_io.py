@@ -267,6 +267,33 @@ def test_read_mask_folder_skips_hidden_files(tmp_path):
     assert np.count_nonzero(labels.array == 1) == 9
 
 
+def test_read_mask_folder_names_nrrd_nhdr_and_slicer_masks_by_structure(tmp_path):
+    masks = {"soleus_left": np.s_[0], "tibia_left": np.s_[1], "fibula_left": np.s_[2]}
+    for (name, where), suffix in zip(masks.items(), [".seg.nrrd", ".nhdr", ".nrrd"], strict=True):
+        mask = np.zeros((3, 3, 3), np.uint8)
+        mask[where] = 1
+        write_volume(Volume(mask, np.eye(4)), tmp_path / "tmp.nrrd")
+        if suffix == ".nhdr":
+            data, header = nrrd.read(str(tmp_path / "tmp.nrrd"))
+            nrrd.write(str(tmp_path / f"{name}.nhdr"), data, header, detached_header=True)
+            (tmp_path / "tmp.nrrd").unlink()
+        else:
+            (tmp_path / "tmp.nrrd").rename(tmp_path / f"{name}{suffix}")
+    labels, names = read_mask_folder(tmp_path)
+    assert sorted(names.values()) == ["fibula_left", "soleus_left", "tibia_left"]  # not 'soleus_left.seg'
+    for number, name in names.items():
+        rows = np.flatnonzero((labels.array == number).any(axis=(1, 2)))
+        assert rows.tolist() == [list(masks).index(name)]
+    # a folder of detached-header masks only is a mask folder for quantify, not a DICOM folder
+    from myoscan.quantify.files import load_segmentation
+
+    only = tmp_path / "nhdr_only"
+    only.mkdir()
+    for file in tmp_path.glob("tibia_left.*"):
+        file.rename(only / file.name)
+    assert load_segmentation(only)[1] == {1: "tibia_left"}
+
+
 def test_read_mask_folder_rejects_overlaps(tmp_path):
     a = np.zeros((3, 3, 3), np.uint8)
     a[0] = 1

@@ -720,7 +720,7 @@ def check_same_grid(a: Volume, b: Volume, *, atol_mm: float = GEOMETRY_ATOL_MM) 
         )
 
 
-_MASK_NAME = re.compile(r"^(?P<name>.+?)(\.nii\.gz|\.nii|\.nrrd)$", re.IGNORECASE)
+_MASK_NAME = re.compile(r"^(?P<name>.+?)(\.seg\.nrrd|\.nii\.gz|\.nii|\.nrrd|\.nhdr)$", re.IGNORECASE)
 
 
 def read_mask_folder(folder: PathLike) -> tuple[Volume, dict[int, str]]:

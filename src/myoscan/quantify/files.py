@@ -56,7 +56,7 @@ def load_segmentation(path: PathLike) -> tuple[Volume, dict[int, str] | None]:
 
 def _is_dicom_folder(folder: Path) -> bool:
     """Tell a DICOM series folder (no NIfTI/NRRD files) from a folder of masks."""
-    return not any(p.name.lower().endswith((".nii", ".nii.gz", ".nrrd")) for p in folder.iterdir())
+    return not any(p.name.lower().endswith((".nii", ".nii.gz", ".nrrd", ".nhdr")) for p in folder.iterdir())
 
 
 def label_names_of(names: Mapping[int, str] | None, scheme: str | None) -> dict[int, str]:
