@@ -286,6 +286,30 @@ def test_invalid_config_values(values, match):
         QuantifyConfig(**values)
 
 
+@pytest.mark.parametrize(("text", "match"), [
+    ('erosion_iterations = "2"', "erosion_iterations = '2' must be a whole number"),
+    ("erosion_iterations = 1.5", "erosion_iterations = 1.5 must be a whole number"),
+    ("ct_muscle_hu = 5", r"ct_muscle_hu = 5 must be two numbers \[low, high\]"),
+    ('ct_adipose_hu = ["a", "b"]', "ct_adipose_hu .* must be two numbers"),
+    ("tmv_groups = [1, 2]", "tmv_groups = \\[1, 2\\] must be a name or a list of names"),
+    ('erode_at_image_border = "no"', "erode_at_image_border = 'no' must be true or false"),
+    ('muscle_density_g_ml = "1.06"', "muscle_density_g_ml = '1.06' must be a number"),
+], ids=["int-text", "int-fraction", "hu-scalar", "hu-text", "groups-numbers", "bool-text", "float-text"])
+def test_config_file_values_of_the_wrong_type_are_named(tmp_path, text, match):
+    # these ended in TypeError tracebacks (in the config check or in pandas' isin)
+    path = tmp_path / "q.toml"
+    path.write_text(f"[quantify]\n{text}\n")
+    with pytest.raises(InputError, match=f"q.toml: QuantifyConfig field {match}"):
+        QuantifyConfig.from_file(path)
+
+
+def test_config_file_group_may_be_one_name(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text('[quantify]\ntmv_groups = "anterior"\npa_posterior_groups = "posterior"\n')
+    config = QuantifyConfig.from_file(path)
+    assert (config.tmv_groups, config.pa_posterior_groups) == (("anterior",), ("posterior",))
+
+
 def test_unknown_config_key_is_named(tmp_path):
     path = tmp_path / "q.json"
     path.write_text('{"erosion": 2}')

@@ -210,15 +210,48 @@ class QuantifyConfig:
         if unknown:
             raise InputError(f"{source}: unknown QuantifyConfig field(s) {', '.join(unknown)}; "
                              f"known: {', '.join(fields)}")
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in ("ct_muscle_hu", "ct_adipose_hu"):
-                value = tuple(float(v) for v in value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            values[key] = value
-        return cls(**values)
+        return cls(**{key: _checked_value(key, value, source) for key, value in data.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-value form (for JSON provenance)."""
         return dataclasses.asdict(self)
+
+
+_INT_FIELDS = ("erosion_iterations", "cluster_components", "cluster_n_init", "cluster_max_iter",
+               "cluster_max_voxels", "seed", "csa_slice_index", "slice_axis")
+_FLOAT_FIELDS = ("muscle_density_g_ml", "ff_viable_below_pct", "cluster_tol", "csa_world_z_mm")
+_NAME_TUPLE_FIELDS = ("cluster_methods", "tmv_groups", "pa_posterior_groups", "pa_anterior_groups")
+_OPTIONAL_FIELDS = ("csa_slice_index", "csa_world_z_mm", "slice_axis", "tmv_groups")
+
+
+def _checked_value(key: str, value: Any, source: str) -> Any:
+    """Return a config value from a file as the field's type; InputError naming the field otherwise."""
+    def bad(expected: str) -> InputError:
+        return InputError(f"{source}: QuantifyConfig field {key} = {value!r} must be {expected}")
+
+    if value is None and key in _OPTIONAL_FIELDS:
+        return None
+    if key in ("ct_muscle_hu", "ct_adipose_hu"):
+        if not isinstance(value, list | tuple) or len(value) != 2 or not all(_is_number(v) for v in value):
+            raise bad("two numbers [low, high] in HU")
+        return tuple(float(v) for v in value)
+    if key in _NAME_TUPLE_FIELDS:
+        names = (value,) if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not all(isinstance(v, str) for v in names):
+            raise bad("a name or a list of names")
+        return tuple(names)
+    if key in _INT_FIELDS and not (_is_number(value) and float(value).is_integer()):
+        raise bad("a whole number")
+    if key in _INT_FIELDS:
+        return int(value)
+    if key in _FLOAT_FIELDS and not _is_number(value):
+        raise bad("a number")
+    if key == "erode_at_image_border" and not isinstance(value, bool):
+        raise bad("true or false")
+    if key == "fat_fraction_unit" and not isinstance(value, str):
+        raise bad("one of auto, fraction, percent, permille")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
