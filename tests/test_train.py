@@ -145,6 +145,23 @@ def test_shipped_configs_reproduce_every_stated_seed_number():
     assert thigh_ct.preprocessing["crop_foreground"] is True
 
 
+@pytest.mark.parametrize(("override", "match"), [
+    # each of these trained into a traceback (exit 1) or silently ran with a wrong value
+    ("sampling.roi_size=[100, 64]", "sampling.roi_size must be multiples of 16 for unet2d"),
+    ("sampling.pos=-1", "sampling.pos and sampling.neg must be >= 0"),
+    ("augmentation.affine_prob=2", "augmentation.affine_prob must be a probability"),
+    ("augmentation.gamma_range=[2, 1]", "augmentation.gamma_range must be"),
+])
+def test_bad_sampling_and_augmentation_overrides_are_refused(override, match):
+    with pytest.raises(InputError, match=match):
+        load_config("leg-2d-unet", [override])
+
+
+def test_unetr_training_window_must_equal_img_size():
+    with pytest.raises(InputError, match=r"sampling.roi_size must be equal to UNETR img_size \[96, 96, 96\]"):
+        load_config("thigh-unetr", ["sampling.roi_size=[64, 64, 64]"])
+
+
 def test_seed002_config_keeps_the_papers_relu_activation():
     # seed 002 Training: "activation function = ReLu"; docs/segment.md says the VNet uses ReLU
     cfg = load_config("cervical-3d")

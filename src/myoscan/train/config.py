@@ -492,6 +492,19 @@ def _check(cfg: TrainConfig) -> None:
             f"augmentation.flip_lr_prob needs preprocessing.orientation with the left-right axis first "
             f"(e.g. RAS), got {orientation!r}: the flip mirrors array axis 0 and swaps left/right labels"
         )
+    if min(s.pos, s.neg) < 0 or s.pos + s.neg <= 0:
+        raise InputError(f"sampling.pos and sampling.neg must be >= 0 and not both 0, got {s.pos} and {s.neg}")
+    a = cfg.augmentation
+    for field_ in dataclasses.fields(a):
+        if field_.name.endswith("_prob") and not 0.0 <= getattr(a, field_.name) <= 1.0:
+            raise InputError(f"augmentation.{field_.name} must be a probability in [0, 1], "
+                             f"got {getattr(a, field_.name)}")
+    if not 0 < a.gamma_range[0] <= a.gamma_range[1]:
+        raise InputError(f"augmentation.gamma_range must be (low, high) with 0 < low <= high, "
+                         f"got {list(a.gamma_range)}")
+    if not 0 <= a.zoom_pct < 100 or min(a.scale_pct) < 0 or min(a.rotate_deg) < 0:
+        raise InputError("augmentation.zoom_pct must be in [0, 100) and scale_pct / rotate_deg >= 0 "
+                         f"(+- ranges), got {a.zoom_pct}, {list(a.scale_pct)}, {list(a.rotate_deg)}")
     if any(not 0.0 < m < 1.0 for m in t.milestones) or list(t.milestones) != sorted(t.milestones):
         raise InputError(
             f"training.milestones must be increasing fractions of the run in (0, 1), got {list(t.milestones)}"
@@ -529,6 +542,13 @@ def _check_shared_sections(cfg: TrainConfig) -> None:
         parse_config(probe)
     except ModelError as exc:
         raise InputError(f"training config {cfg.name!r}: {str(exc).replace('config.json: ', '')}") from exc
+    # training windows go through the same network: same rank, multiples and UNETR size
+    windows = dict(probe, inference={**probe["inference"], "roi_size": list(cfg.sampling.roi_size)})
+    try:
+        parse_config(windows)
+    except ModelError as exc:
+        message = str(exc).replace("config.json: ", "").replace("inference.roi_size", "sampling.roi_size")
+        raise InputError(f"training config {cfg.name!r}: {message}") from exc
 
 
 def output_structures(cfg: TrainConfig) -> tuple[str, ...]:
