@@ -478,6 +478,18 @@ def test_cross_validation_writes_fold_bundles_and_summary(tmp_path, tiny_data):
     assert "±" in summary["dice_mean_sd"].iloc[-1]
     folds = read_table(tmp_path / "cv" / "cv_fold_metrics.csv")
     assert set(folds["fold"]) == {1, 2}
+    # the summary is mean and sample SD over folds of the postprocessed Dice, per structure
+    expected = folds.groupby("name", sort=False)["dice_post"].agg(["mean", "std"])
+    rows = summary.set_index("name").loc[expected.index]
+    np.testing.assert_allclose(rows["dice_mean"], expected["mean"])
+    np.testing.assert_allclose(rows["dice_sd"], expected["std"])
+    per_fold = folds.groupby("fold")["dice_post"].mean()
+    assert summary["dice_mean"].iloc[-1] == pytest.approx(per_fold.mean())
+    assert summary["dice_sd"].iloc[-1] == pytest.approx(per_fold.std(ddof=1))
+    for k in (1, 2):  # each fold's row is that fold bundle's own validation record
+        record = json.loads((tmp_path / "cv" / f"fold-{k}" / "config.json").read_text())["training"]
+        mine = folds[folds["fold"] == k].set_index("name")["dice_post"]
+        assert mine.to_dict() == pytest.approx(record["validation_dice_post"], abs=6e-5)
     for k in (1, 2):
         card = (tmp_path / "cv" / f"fold-{k}" / "MODEL_CARD.md").read_text()
         assert "myoscan train --config leg-2d-unet" in card and "--folds 2" in card
