@@ -85,6 +85,15 @@ def test_demo_without_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     code = main(["demo", "-o", str(tmp_path / "d"), "--model", "no-such-model"])
     assert code == 2
     assert "no such model folder or bundle name" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # the output folder was created before the model failed
+
+
+def test_demo_output_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    # it ended in a FileExistsError traceback (exit 1)
+    (tmp_path / "taken").write_text("x")
+    assert main(["demo", "-o", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "taken: exists and is not a folder" in err
 
 
 @pytest.mark.slow

@@ -207,13 +207,19 @@ def run_demo(
     from myoscan.segment.predict import segment_volumes, write_segmentation
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; give -o a folder for the demo outputs")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     bundle = load_bundle(resolve_bundle(model, models_dirs))
     missing = [c for c in bundle.settings.contrasts if c not in _PHANTOM_CONTRASTS]
     if missing:
         raise InputError(f"model {bundle.name!r} takes {', '.join(missing)}, which a Dixon phantom lacks")
+    try:  # only once the model is known to work: a failed start leaves no empty folder
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); "
+                         "choose another location") from exc
     phantom = make_phantom("leg", "dixon", seed=int(seed))
     seconds["phantom"] = time.perf_counter() - start
     files = {f"phantom_{k}": v for k, v in write_phantom(
