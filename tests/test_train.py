@@ -467,6 +467,15 @@ def test_resume_continues_from_the_saved_iteration(tiny_data, tiny_config, tmp_p
     assert resumed.history["train_loss"].tolist() == pytest.approx(straight.history["train_loss"].tolist())
 
 
+def test_cross_validation_output_that_is_a_file_is_a_clear_error(tmp_path, tiny_data, capsys):
+    # it ended in a NotADirectoryError traceback (exit 1)
+    (tmp_path / "cv").write_text("x")
+    code = main(["train", "--config", "leg-2d-unet", "--data", str(tiny_data), "-o", str(tmp_path / "cv"),
+                 "--folds", "2", "--max-iterations", "2", "-q", *sum([["--set", s] for s in TINY], [])])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cv: exists and is not a folder" in err and len(err.splitlines()) == 1
+
+
 def test_cross_validation_writes_fold_bundles_and_summary(tmp_path, tiny_data):
     code = main(["train", "--config", "leg-2d-unet", "--data", str(tiny_data), "-o", str(tmp_path / "cv"),
                  "--folds", "2", "--max-iterations", "2", "-q", *sum([["--set", s] for s in TINY], [])])

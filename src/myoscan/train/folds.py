@@ -109,6 +109,8 @@ def cross_validate(
     dataset = data if isinstance(data, Dataset) else find_dataset(data, cfg.inputs.contrasts)
     check_dataset(dataset)
     root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: exists and is not a folder; --folds writes a folder of fold bundles")
     if root.exists() and not resume and any(root.iterdir()):
         raise InputError(f"{root}: already exists and is not empty; choose another folder or pass --resume")
     results: list[TrainResult] = []
