@@ -467,6 +467,18 @@ def test_resume_continues_from_the_saved_iteration(tiny_data, tiny_config, tmp_p
     assert resumed.history["train_loss"].tolist() == pytest.approx(straight.history["train_loss"].tolist())
 
 
+def test_validation_on_the_training_cases_is_said_in_card_and_summary(tmp_path, tiny_data, capsys):
+    # with validation.fraction 0 (seed 002) the card presented training-set Dice as validation
+    out = tmp_path / "m"
+    assert main(["train", "--config", "leg-2d-unet", "--data", str(tiny_data), "-o", str(out),
+                 "--max-iterations", "2", "--set", "validation.fraction=0.0", "-q",
+                 *sum([["--set", s] for s in TINY], [])]) == 0
+    assert "on the training cases: no held-out data" in capsys.readouterr().out
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "**Measured on the training cases themselves**" in card.split("## Validation")[1]
+    assert json.loads((out / "config.json").read_text())["training"]["validation_on_training_cases"] is True
+
+
 def test_cross_validation_output_that_is_a_file_is_a_clear_error(tmp_path, tiny_data, capsys):
     # it ended in a NotADirectoryError traceback (exit 1)
     (tmp_path / "cv").write_text("x")

@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, args.data, args.output, validation_data=args.validation_data, **common)
     table = result.dice.to_frame("dice").assign(dice_post=result.dice_post)
     print(table.round(4).to_string(), file=sys.stdout)
-    print(f"mean Dice {result.mean_dice:.4f} (postprocessed) at iteration {result.best_iteration} of "
-          f"{result.iterations}; bundle: {result.bundle}", file=sys.stdout)
+    on_training = result.validation_cases == result.train_cases
+    print(f"mean Dice {result.mean_dice:.4f} (postprocessed"
+          f"{', on the training cases: no held-out data' if on_training else ''}) at iteration "
+          f"{result.best_iteration} of {result.iterations}; bundle: {result.bundle}", file=sys.stdout)
     return 0

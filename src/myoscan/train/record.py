@@ -179,7 +179,10 @@ def model_card(
         "",
         "## Validation",
         "",
-        "Dice per structure on the validation cases, on the input grid; \"post\" after the bundle's "
+        ("**Measured on the training cases themselves** (no held-out data: `validation.fraction` 0, as "
+         "seed 002 did, or a single case), so this is not an estimate of accuracy on new scans. "
+         if record.get("validation_on_training_cases") else "")
+        + "Dice per structure on the validation cases, on the input grid; \"post\" after the bundle's "
         "postprocessing (as `myoscan segment` writes it).",
         "",
         _table(rows, ("structure", "Dice", "Dice (post)")),
