@@ -170,3 +170,14 @@ def test_label_map_and_sidecar_are_written_together(models_dir, images, tmp_path
                    "--model", str(models_dir / "cli-tiny"), "-o", str(tmp_path / "seg.nii.gz"), "-q"],
                   "seg.json", capsys)
     assert not (tmp_path / "seg.nii.gz").exists()
+
+
+def test_output_naming_an_input_image_is_refused(models_dir, images, tmp_path, capsys):
+    # `-o` equal to an input replaced the image with the label map (exit 0)
+    import shutil
+
+    water = shutil.copy(images["water"], tmp_path / "w.nii.gz")
+    before = (tmp_path / "w.nii.gz").read_bytes()
+    _expect_error(["segment", "--water", str(water), "--fat", str(images["fat"]), "--model",
+                   str(models_dir / "cli-tiny"), "-o", str(water), "-q"], "is one of the input images", capsys)
+    assert (tmp_path / "w.nii.gz").read_bytes() == before

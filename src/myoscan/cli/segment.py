@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
     if image_suffix(args.output) not in (".nii", ".nii.gz", ".nrrd"):
         raise InputError(f"{args.output.name}: output must end in .nii.gz, .nii or .nrrd")
+    from myoscan.segment.predict import sidecar_path
+
+    inputs = [getattr(args, k) for k in ("image", "water", "fat", "inphase", "outphase")]
+    for target in (args.output, sidecar_path(args.output)):
+        if any(p is not None and Path(p).resolve() == target.resolve() for p in inputs):
+            raise InputError(f"{target}: is one of the input images; choose another output name")
     named = {name: read_volume(getattr(args, name)) for name in ("water", "fat", "inphase", "outphase")
              if getattr(args, name) is not None}
     image = read_volume(args.image) if args.image is not None else None
