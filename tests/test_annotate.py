@@ -52,6 +52,23 @@ def test_seg_nrrd_round_trip_is_exact(tmp_path):
         *(c / 255 for c in load_catalog().structure("soleus_left").color))
 
 
+def test_seg_nrrd_round_trip_keeps_label_ids_above_255(tmp_path):
+    # musclemap ids (8101 ...) are stored as uint16; import put them into a uint8 map and
+    # ended in an OverflowError traceback
+    mm = load_catalog().scheme("musclemap")
+    ids = [mm.id_of(n) for n in ("soleus_left", "soleus_right", "gastrocnemius_left")]
+    array = np.zeros((12, 10, 4), np.uint16)
+    array[1:4, 1:4, :2], array[6:9, 2:5, 1:3], array[2:5, 6:9, 2:] = ids
+    labels = Volume(array, AFFINE)
+    export_segmentation(labels, tmp_path / "mm.seg.nrrd", scheme="musclemap")
+    back = import_segmentation(tmp_path / "mm.seg.nrrd", scheme="musclemap", reference=labels)
+    assert np.array_equal(back.array, array) and np.allclose(back.affine, AFFINE)
+    export_segmentation(labels, tmp_path / "few.seg.nrrd", scheme="musclemap", only_present=True)
+    to_leg = import_segmentation(tmp_path / "few.seg.nrrd", scheme="leg", reference=labels)
+    assert sorted(np.unique(to_leg.array).tolist()) == [0] + sorted(LEG.id_of(n) for n in (
+        "soleus_left", "soleus_right", "gastrocnemius_left"))
+
+
 def test_itksnap_label_file_round_trip(tmp_path):
     labels = Volume(label_map(seed=1), AFFINE)
     export_segmentation(labels, tmp_path / "c.seg.nrrd", scheme="leg", only_present=True)

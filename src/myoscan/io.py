@@ -345,7 +345,8 @@ def _merge_slicer_layers(
         data = np.moveaxis(data, layer_axis, 0)
     values = [s["label_value"] for s in segments]
     renumber = len(set(values)) != len(values)
-    out = np.zeros(data.shape[-3:], dtype=np.uint16 if len(segments) > 255 else np.uint8)
+    top = len(segments) if renumber else max(values, default=0)  # LabelValues may exceed 255 (musclemap ids)
+    out = np.zeros(data.shape[-3:], dtype=np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
     names: dict[int, str] = {}
     filled = np.zeros(out.shape, dtype=bool)
     for number, segment in enumerate(segments, start=1):
