@@ -373,7 +373,7 @@ def test_cli_missing_subjects_are_reported_in_one_plain_line(tmp_path, capsys):
     err = capsys.readouterr().err
     # it was "agreement.py:84: UserWarning: cnn: ..." followed by a line of source code
     first = gt["subject"].iloc[0]
-    assert err.startswith(f"myoscan: cnn: no rows for 1 subject present in another table ({first})")
+    assert err.startswith(f"myoscan: warning: cnn: no rows for 1 subject present in another table ({first})")
     assert len(err.strip().splitlines()) == 1 and "UserWarning" not in err
 
 

@@ -849,7 +849,7 @@ def test_cli_reports_unmatched_ids(cohort_files, tmp_path, capsys):
     assert code == 0
     err = capsys.readouterr().err
     assert (
-        "myoscan: 5 subject(s) of regional.csv are not in participants.tsv and are left out: sub-0001, "
+        "myoscan: warning: 5 subject(s) of regional.csv are not in participants.tsv and are left out: sub-0001, "
         in err
     )
     record = json.loads((tmp_path / "out" / "cohort_correlate.json").read_text())

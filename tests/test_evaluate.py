@@ -376,7 +376,7 @@ def test_cli_batch_writes_summary_and_returns_1_on_partial_failure(tmp_path, cap
     assert "sub-02: skipped: sub-02.nii.gz: cannot read" in err
     # the unpaired file is reported in one plain line (it was "evaluate.py:103: UserWarning: ..."
     # followed by a line of source code)
-    assert f"myoscan: 1 image(s) in {pred_dir} have no counterpart and are left out: sub-99\n" in err
+    assert f"myoscan: warning: 1 image(s) in {pred_dir} have no counterpart and are left out: sub-99\n" in err
     assert "UserWarning" not in err and ".py:" not in err
     assert sorted(read_table(out)["subject"].unique()) == ["sub-00", "sub-01"]
     summary = read_table(tmp_path / "out" / "metrics_summary.tsv")
@@ -451,4 +451,4 @@ def test_requested_labels_in_neither_image_are_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert "pred.nii.gz and ref.nii.gz: none of the labels 99 occurs in either image" in err
-    assert "myoscan: label id(s) 99 of the requested labels are in neither image; skipped" in err
+    assert "myoscan: warning: label id(s) 99 of the requested labels are in neither image; skipped" in err

@@ -78,13 +78,16 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
         handler.setLevel(level)  # records propagated from loggers with their own level too
         if not verbose:
             handler.addFilter(_not_chatty)
-    logging.captureWarnings(True)
-    warnings.formatwarning = _one_line_warning
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """Warnings as ``warning: <message>`` (no source path and code line), like the errors."""
-    return f"warning: {message}"
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as ``myoscan: warning: <message>`` (no source path and code line), like the errors.
+
+    Installed by :func:`main` inside its ``catch_warnings`` block rather than through
+    ``logging.captureWarnings``, which keeps the first ``showwarning`` it replaced for the life of
+    the process and so stops routing warnings when ``main`` runs more than once (tests, notebooks).
+    """
+    logging.getLogger("py.warnings").warning("warning: %s", message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.showwarning = _log_warning
             return int(args.handler(args) or 0)
     except MyoscanError as exc:
         print(f"myoscan {args.command}: error: {exc}", file=sys.stderr)

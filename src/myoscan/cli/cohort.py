@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -297,13 +296,7 @@ def _build_simulate(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen analysis; tables are computed first, then written."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            args.cohort_handler(args)
-        finally:  # warnings (unmatched ids, few events, ...) as one readable line each
-            for message in dict.fromkeys(str(w.message) for w in caught):
-                log.warning("%s", message)
+    args.cohort_handler(args)  # warnings (unmatched ids, few events ...): one line each, by cli.main
     return 0
 
 
@@ -315,14 +308,10 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict, str]:
 
     metrics = read_cohort_table(args.metrics)
     participants = read_cohort_table(args.participants) if args.participants else None
-    with warnings.catch_warnings(record=True) as unmatched:
-        warnings.simplefilter("always")
-        table, report = join_participants(
-            metrics, participants, session=args.session, metrics_source=args.metrics.name,
-            participants_source=args.participants.name if args.participants else "participants table",
-        )  # fmt: skip
-    for warning in unmatched:  # the join report first, one line each
-        log.warning("%s", warning.message)
+    table, report = join_participants(
+        metrics, participants, session=args.session, metrics_source=args.metrics.name,
+        participants_source=args.participants.name if args.participants else "participants table",
+    )  # fmt: skip
     log.info("%s: %d subject(s) matched", args.metrics.name, report.n_matched)
     join = {"n_metrics_subjects": report.n_metrics_subjects, "n_participants": report.n_participants,
             "n_matched": report.n_matched, "metrics_only": list(report.metrics_only),

@@ -81,19 +81,6 @@ def _summary_path(output: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; warnings (missing subjects, unpaired files ...) become one plain line each."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return _run(args)
-        finally:  # not 'file.py:84: UserWarning: ...' plus a source line
-            for message in dict.fromkeys(str(w.message) for w in caught):
-                log.warning("%s", message)
-
-
-def _run(args: argparse.Namespace) -> int:
     """Evaluate one pair or a batch and write the tables."""
     from myoscan import evaluate as ev
     from myoscan.errors import InputError
